@@ -1,0 +1,168 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CommandOutput, CommandState, Dispatcher, FlinkNode, Logger } from '#domain/ports.ts';
+import type { Run } from '#domain/run.ts';
+import { processStartTime } from './proc-discovery.ts';
+
+export interface LocalDispatcherOptions {
+  /** Where each command keeps its stdout, stderr and exit code while it runs (like SSM's S3 output). */
+  commandsDir: string;
+  /** The node agent script. */
+  scriptPath: string;
+  /** The asprof the agent runs. */
+  asprof: string;
+  /** Seconds an agent may run beyond the profile's duration before it is stopped (SSM: the step timeout margin). */
+  timeoutMarginSeconds: number;
+  /** Receives every command's output when it ends; a command whose hand-off fails is kept for reconciling. */
+  onCommandEnded: (runId: string, output: CommandOutput) => Promise<unknown>;
+  log: Logger;
+}
+
+interface AgentRecord {
+  runId: string;
+  pid: number;
+  startTime: string;
+}
+
+/**
+ * Dispatcher of local mode: runs the node agent script as a child process, the way the SSM agent runs our
+ * document on a node — parameters as `SSM_<name>` environment variables, never as shell text. The agent
+ * runs in its own process group and writes to files, so a profile under way survives a restart of the
+ * server: `inspect` then finds the agent still running, or its output once it has ended.
+ */
+export class LocalDispatcher implements Dispatcher {
+  constructor(private readonly options: LocalDispatcherOptions) {}
+
+  async dispatch(run: Run, node: FlinkNode): Promise<string> {
+    const commandId = `local-${crypto.randomUUID()}`;
+    const dir = join(this.options.commandsDir, commandId);
+    await mkdir(dir, { recursive: true });
+    const stdout = openSync(join(dir, 'stdout'), 'w');
+    const stderr = openSync(join(dir, 'stderr'), 'w');
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn('bash', [this.options.scriptPath], {
+        env: {
+          PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+          LANG: 'C.UTF-8',
+          ASPROF: this.options.asprof,
+          SSM_runId: run.id,
+          SSM_role: run.role,
+          SSM_mode: run.mode,
+          SSM_duration: String(run.duration),
+          SSM_pid: node.pid === undefined ? '' : String(node.pid),
+        },
+        stdio: ['ignore', stdout, stderr],
+        detached: true,
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+    } finally {
+      closeSync(stdout);
+      closeSync(stderr);
+    }
+    const pid = child.pid as number;
+    const record: AgentRecord = { runId: run.id, pid, startTime: (await processStartTime(pid)) ?? '' };
+    await writeFile(join(dir, 'agent.json'), JSON.stringify(record));
+
+    const limitSeconds = run.duration + this.options.timeoutMarginSeconds;
+    const timer = setTimeout(() => {
+      this.options.log.warn('node agent timed out; stopping it', { runId: run.id, commandId });
+      try {
+        process.kill(-pid, 'SIGTERM'); // the whole group: the agent and the asprof it runs
+      } catch {
+        // already gone
+      }
+    }, limitSeconds * 1000);
+    timer.unref();
+
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      void this.handOff(commandId, run.id, code, signal, limitSeconds);
+    });
+    child.unref();
+    return commandId;
+  }
+
+  async inspect(run: Run): Promise<CommandState> {
+    if (!run.commandId) {
+      return { state: 'lost', reason: 'The server stopped before the node agent was started; start a new run.' };
+    }
+    const dir = join(this.options.commandsDir, run.commandId);
+    const record = await readJson<AgentRecord>(join(dir, 'agent.json'));
+    if (record?.startTime && (await processStartTime(record.pid)) === record.startTime) {
+      return { state: 'running' };
+    }
+    const output = await this.readOutput(dir, null);
+    if (!output) return { state: 'lost', reason: 'The node agent left no output; start a new run.' };
+    return { state: 'ended', output };
+  }
+
+  /**
+   * Removes the output of commands no RUNNING run needs any more. A command younger than a minute is kept:
+   * its run may not have recorded the command id yet.
+   */
+  async prune(activeCommandIds: ReadonlySet<string>): Promise<void> {
+    const entries = await readdir(this.options.commandsDir).catch(() => [] as string[]);
+    const cutoff = Date.now() - 60_000;
+    await Promise.all(
+      entries
+        .filter((id) => !activeCommandIds.has(id))
+        .map(async (id) => {
+          const dir = join(this.options.commandsDir, id);
+          const { mtimeMs } = await stat(dir);
+          if (mtimeMs < cutoff) await rm(dir, { recursive: true, force: true });
+        }),
+    );
+  }
+
+  private async readOutput(dir: string, exitCode: number | null): Promise<CommandOutput | undefined> {
+    try {
+      const [stdout, stderr, recordedExit] = await Promise.all([
+        readFile(join(dir, 'stdout'), 'utf8'),
+        readFile(join(dir, 'stderr'), 'utf8'),
+        readFile(join(dir, 'exit-code'), 'utf8').catch(() => undefined),
+      ]);
+      return { stdout, stderr, exitCode: exitCode ?? (recordedExit === undefined ? null : Number(recordedExit)) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async handOff(
+    commandId: string,
+    runId: string,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    limitSeconds: number,
+  ): Promise<void> {
+    const dir = join(this.options.commandsDir, commandId);
+    try {
+      if (code !== null) await writeFile(join(dir, 'exit-code'), String(code));
+      const output = (await this.readOutput(dir, code)) ?? { stdout: '', stderr: '', exitCode: code };
+      if (signal) {
+        output.failure =
+          signal === 'SIGTERM'
+            ? `The node agent was stopped after ${limitSeconds} s (execution timed out).`
+            : `The node agent was killed by ${signal}.`;
+      }
+      await this.options.onCommandEnded(runId, output);
+      await rm(dir, { recursive: true, force: true });
+    } catch (error) {
+      // Keep the output: the reconciler hands it off again.
+      this.options.log.error('completion of a local command failed', { commandId, runId, error: String(error) });
+    }
+  }
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,206 @@
+import Database from 'better-sqlite3';
+import { ValidationError } from '#domain/errors.ts';
+import type { RunFilter, RunOutcome, RunPage, RunStore } from '#domain/ports.ts';
+import type { Run, Target } from '#domain/run.ts';
+
+interface RunRow {
+  id: string;
+  cluster: string;
+  node: string;
+  role: Run['role'];
+  mode: Run['mode'];
+  duration: number;
+  status: Run['status'];
+  trigger_time: number;
+  finished_time: number | null;
+  message: string | null;
+  output_file: string | null;
+  command_id: string | null;
+  artifact_key: string | null;
+  requested_by: string | null;
+  rule_id: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS runs (
+  id            TEXT PRIMARY KEY,
+  cluster       TEXT NOT NULL,
+  node          TEXT NOT NULL,
+  role          TEXT NOT NULL,
+  mode          TEXT NOT NULL,
+  duration      INTEGER NOT NULL,
+  status        TEXT NOT NULL,
+  trigger_time  INTEGER NOT NULL,
+  finished_time INTEGER,
+  message       TEXT,
+  output_file   TEXT,
+  command_id    TEXT,
+  artifact_key  TEXT,
+  requested_by  TEXT,
+  rule_id       TEXT
+);
+-- The one-RUNNING-run-per-target rule lives in the database: an insert that breaks it fails atomically.
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_running_per_target ON runs (cluster, node, role) WHERE status = 'RUNNING';
+CREATE INDEX IF NOT EXISTS runs_by_target ON runs (cluster, node, role, trigger_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (trigger_time DESC, id DESC);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_output_file ON runs (cluster, node, role, output_file) WHERE output_file IS NOT NULL;
+`;
+
+function toRun(row: RunRow): Run {
+  return {
+    id: row.id,
+    cluster: row.cluster,
+    node: row.node,
+    role: row.role,
+    mode: row.mode,
+    duration: row.duration,
+    status: row.status,
+    triggerTime: row.trigger_time,
+    finishedTime: row.finished_time,
+    message: row.message,
+    outputFile: row.output_file,
+    commandId: row.command_id,
+    artifactKey: row.artifact_key,
+    requestedBy: row.requested_by,
+    ruleId: row.rule_id,
+  };
+}
+
+interface PageToken {
+  t: number;
+  id: string;
+}
+
+function encodeToken(run: Run): string {
+  return Buffer.from(JSON.stringify({ t: run.triggerTime, id: run.id } satisfies PageToken)).toString('base64url');
+}
+
+function decodeToken(token: string): PageToken {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<PageToken>;
+    if (typeof parsed.t === 'number' && typeof parsed.id === 'string') return { t: parsed.t, id: parsed.id };
+  } catch {
+    // fall through to the error below
+  }
+  throw new ValidationError('nextToken: is not a token this service handed out');
+}
+
+const FILTER_COLUMNS = { cluster: 'cluster', node: 'node', role: 'role', status: 'status', ruleId: 'rule_id' } as const;
+
+/** RunStore on one SQLite file: history survives restarts, and the busy-target check is a unique index. */
+export class SqliteRunStore implements RunStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    // WAL keeps reads fast while a write is in flight; NORMAL sync is durable across process crashes.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  async insertRunning(run: Run): Promise<{ inserted: true } | { inserted: false; runningRunId: string }> {
+    const inserted = this.db
+      .prepare(
+        `INSERT INTO runs (id, cluster, node, role, mode, duration, status, trigger_time, finished_time, message,
+                           output_file, command_id, artifact_key, requested_by, rule_id)
+         VALUES (@id, @cluster, @node, @role, @mode, @duration, 'RUNNING', @triggerTime, NULL, NULL, NULL, NULL, NULL,
+                 @requestedBy, @ruleId)
+         ON CONFLICT DO NOTHING`,
+      )
+      .run(run);
+    if (inserted.changes === 1) return { inserted: true };
+    const holder = this.db
+      .prepare(`SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ? AND status = 'RUNNING'`)
+      .get(run.cluster, run.node, run.role) as { id: string } | undefined;
+    if (!holder) throw new Error(`run ${run.id} was not inserted and no RUNNING run holds its target`);
+    return { inserted: false, runningRunId: holder.id };
+  }
+
+  async get(id: string): Promise<Run | undefined> {
+    const row = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+    return row && toRun(row);
+  }
+
+  async setCommandId(id: string, commandId: string): Promise<void> {
+    this.db.prepare('UPDATE runs SET command_id = ? WHERE id = ?').run(commandId, id);
+  }
+
+  async finish(id: string, outcome: RunOutcome): Promise<Run | undefined> {
+    const row = this.db
+      .prepare(
+        `UPDATE runs SET status = @status, finished_time = @finishedTime, message = @message,
+                         output_file = @outputFile, artifact_key = @artifactKey
+         WHERE id = @id AND status = 'RUNNING' RETURNING *`,
+      )
+      .get({ id, ...outcome }) as RunRow | undefined;
+    return row && toRun(row);
+  }
+
+  async listForTarget(target: Target, limit: number): Promise<Run[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM runs WHERE cluster = ? AND node = ? AND role = ?
+         ORDER BY trigger_time DESC, id DESC LIMIT ?`,
+      )
+      .all(target.cluster, target.node, target.role, limit) as RunRow[];
+    return rows.map(toRun);
+  }
+
+  async list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage> {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: limit + 1 };
+    for (const [key, column] of Object.entries(FILTER_COLUMNS) as Array<[keyof RunFilter, string]>) {
+      const value = filter[key];
+      if (value === undefined) continue;
+      where.push(`${column} = @${key}`);
+      params[key] = value;
+    }
+    if (nextToken) {
+      const after = decodeToken(nextToken);
+      where.push('(trigger_time < @afterTime OR (trigger_time = @afterTime AND id < @afterId))');
+      params.afterTime = after.t;
+      params.afterId = after.id;
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY trigger_time DESC, id DESC LIMIT @limit`,
+      )
+      .all(params) as RunRow[];
+    const runs = rows.slice(0, limit).map(toRun);
+    const last = runs[runs.length - 1];
+    return rows.length > limit && last ? { runs, nextToken: encodeToken(last) } : { runs };
+  }
+
+  async findByOutputFile(target: Target, outputFile: string): Promise<Run | undefined> {
+    const row = this.db
+      .prepare('SELECT * FROM runs WHERE cluster = ? AND node = ? AND role = ? AND output_file = ?')
+      .get(target.cluster, target.node, target.role, outputFile) as RunRow | undefined;
+    return row && toRun(row);
+  }
+
+  async listRunning(): Promise<Run[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM runs WHERE status = 'RUNNING' ORDER BY trigger_time ASC`)
+      .all() as RunRow[];
+    return rows.map(toRun);
+  }
+
+  async trimTarget(target: Target, keep: number): Promise<Run[]> {
+    const rows = this.db
+      .prepare(
+        `DELETE FROM runs WHERE status != 'RUNNING' AND id IN (
+           SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ?
+           ORDER BY trigger_time DESC, id DESC LIMIT -1 OFFSET ?)
+         RETURNING *`,
+      )
+      .all(target.cluster, target.node, target.role, keep) as RunRow[];
+    return rows.map(toRun);
+  }
+}

@@ -1,0 +1,108 @@
+import type { Role, Run, RunStatus, Target } from './run.ts';
+
+/** What a finished run records; written only if the run is still RUNNING. */
+export interface RunOutcome {
+  status: Exclude<RunStatus, 'RUNNING'>;
+  finishedTime: number;
+  message: string;
+  outputFile: string | null;
+  artifactKey: string | null;
+}
+
+export interface RunFilter {
+  cluster?: string;
+  node?: string;
+  role?: Role;
+  status?: RunStatus;
+  ruleId?: string;
+}
+
+export interface RunPage {
+  runs: Run[];
+  /** Opaque; pass it back to read the next page. Absent on the last page. */
+  nextToken?: string;
+}
+
+/** Keeps runs. Every state change is a conditional write, so concurrent writers never lose an update. */
+export interface RunStore {
+  /**
+   * Stores a new RUNNING run unless its target already has one: then it stores nothing and returns the
+   * id of the run that holds the target. The check and the write are one atomic operation.
+   */
+  insertRunning(run: Run): Promise<{ inserted: true } | { inserted: false; runningRunId: string }>;
+  get(id: string): Promise<Run | undefined>;
+  /** Records the dispatched command of a run. */
+  setCommandId(id: string, commandId: string): Promise<void>;
+  /** Finishes a run if it is still RUNNING; returns the finished run, or undefined when it was not RUNNING. */
+  finish(id: string, outcome: RunOutcome): Promise<Run | undefined>;
+  /** A target's runs, newest first. */
+  listForTarget(target: Target, limit: number): Promise<Run[]>;
+  /** Runs across targets, newest first, filtered and paged. */
+  list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage>;
+  findByOutputFile(target: Target, outputFile: string): Promise<Run | undefined>;
+  /** Every run still RUNNING, oldest first. */
+  listRunning(): Promise<Run[]>;
+  /** Deletes a target's runs beyond the newest `keep`, returning the deleted runs. */
+  trimTarget(target: Target, keep: number): Promise<Run[]>;
+}
+
+export type LinkDisposition = 'inline' | 'attachment';
+
+/** Keeps flame graphs (gzip-compressed HTML) and hands out short-lived links to them. */
+export interface ArtifactStore {
+  put(key: string, gzippedHtml: Buffer): Promise<void>;
+  /** Deletes the objects; keys that do not exist are ignored. */
+  delete(keys: string[]): Promise<void>;
+  /** A link that serves the flame graph until it expires, opened in the browser or downloaded as `fileName`. */
+  link(
+    key: string,
+    options: { fileName: string; disposition: LinkDisposition; expiresInSeconds: number },
+  ): Promise<string>;
+}
+
+/** A Flink JVM as discovery sees it. */
+export interface FlinkNode {
+  id: string;
+  role: Role;
+  host: string;
+  pid?: number;
+  reachable: boolean;
+}
+
+/** Finds clusters and their Flink JVMs. */
+export interface Discovery {
+  listClusters(): Promise<Array<{ id: string; nodes: number }>>;
+  /** The cluster's nodes (one entry per role of a host), or undefined when the cluster is unknown. */
+  listNodes(cluster: string): Promise<FlinkNode[] | undefined>;
+}
+
+/** What the node agent left behind once its command ended. */
+export interface CommandOutput {
+  stdout: string;
+  stderr: string;
+  /** Null when the exit code is not known (e.g. the local server restarted while the agent ran). */
+  exitCode: number | null;
+  /** Why the command ended without the agent finishing, in words for the user (time-outs, undeliverable, …). */
+  failure?: string;
+}
+
+export type CommandState =
+  | { state: 'running' }
+  | { state: 'ended'; output: CommandOutput }
+  /** Nothing is known of the command any more: the run can only be failed, with this reason. */
+  | { state: 'lost'; reason: string };
+
+/** Runs the node agent for a run on its node. */
+export interface Dispatcher {
+  /** Starts the agent and returns the command id; the command's end reaches the completion code later. */
+  dispatch(run: Run, node: FlinkNode): Promise<string>;
+  /** Asks where a dispatched command is now (for reconciling runs whose completion never arrived). */
+  inspect(run: Run): Promise<CommandState>;
+}
+
+/** Structured logging, so the domain can report faults without knowing where logs go. */
+export interface Logger {
+  info(message: string, details?: Record<string, unknown>): void;
+  warn(message: string, details?: Record<string, unknown>): void;
+  error(message: string, details?: Record<string, unknown>): void;
+}

@@ -1,0 +1,319 @@
+import { type AgentResult, parseAgentOutput } from './agent-output.ts';
+import { ConflictError, NotFoundError } from './errors.ts';
+import type {
+  ArtifactStore,
+  CommandOutput,
+  Discovery,
+  Dispatcher,
+  FlinkNode,
+  LinkDisposition,
+  Logger,
+  RunFilter,
+  RunPage,
+  RunStore,
+} from './ports.ts';
+import {
+  artifactKeyFor,
+  deadlineOf,
+  describeTarget,
+  outputFileName,
+  type Role,
+  type Run,
+  SUCCESS_MESSAGE,
+  type Target,
+} from './run.ts';
+import { DEFAULT_MAX_DURATION_SECONDS, parseOrThrow, runRequestSchema } from './validation.ts';
+
+export interface ProfilerSettings {
+  /** Largest accepted duration in seconds (Flink: `rest.profiling.duration-max`). */
+  maxDurationSeconds: number;
+  /** Runs kept per target; older runs and their flame graphs are deleted (Flink: `rest.profiling.history-size`). */
+  historySize: number;
+  /** How long after its duration a RUNNING run may go without a result before it is reconciled. */
+  graceSeconds: number;
+  /** How long a link to a flame graph stays valid. */
+  linkTtlSeconds: number;
+}
+
+export const DEFAULT_SETTINGS: ProfilerSettings = {
+  maxDurationSeconds: DEFAULT_MAX_DURATION_SECONDS,
+  historySize: 10,
+  graceSeconds: 60,
+  linkTtlSeconds: 900,
+};
+
+export interface ProfilerDependencies {
+  runs: RunStore;
+  artifacts: ArtifactStore;
+  dispatcher: Dispatcher;
+  discovery: Discovery;
+  settings: ProfilerSettings;
+  log: Logger;
+  now?: () => number;
+  newId?: () => string;
+}
+
+export interface StartRunRequest {
+  cluster: string;
+  role: Role;
+  /** The node to profile; for a JobManager it may be left out when the cluster has exactly one. */
+  node?: string;
+  /** `{mode, duration}` as the client sent it; validated here. */
+  body: unknown;
+  requestedBy?: string | null;
+  ruleId?: string | null;
+}
+
+/** A run as clients see it, with fresh links to its flame graph once it has one. */
+export interface RunView extends Run {
+  url?: string;
+  downloadUrl?: string;
+}
+
+/** Which runs a reconciliation pass looks at. */
+export type ReconcileScope = 'overdue' | 'all';
+
+/**
+ * The profiler's use cases over the ports: start a run, finish it from the node agent's output,
+ * reconcile runs whose completion never came, and read history with fresh links.
+ */
+export class ProfilerService {
+  readonly settings: ProfilerSettings;
+  private readonly deps: ProfilerDependencies;
+  private readonly now: () => number;
+  private readonly newId: () => string;
+
+  constructor(deps: ProfilerDependencies) {
+    this.deps = deps;
+    this.settings = deps.settings;
+    this.now = deps.now ?? Date.now;
+    this.newId = deps.newId ?? (() => crypto.randomUUID());
+  }
+
+  /** The nodes of a cluster; throws NotFoundError for an unknown cluster. */
+  async listNodes(cluster: string): Promise<Array<FlinkNode & { runningRunId?: string }>> {
+    const nodes = await this.deps.discovery.listNodes(cluster);
+    if (!nodes) throw new NotFoundError(`cluster '${cluster}' not found`);
+    const running = await this.deps.runs.list({ cluster, status: 'RUNNING' }, 1000);
+    return nodes.map((node) => {
+      const run = running.runs.find((r) => r.node === node.id && r.role === node.role);
+      return run ? { ...node, runningRunId: run.id } : node;
+    });
+  }
+
+  listClusters() {
+    return this.deps.discovery.listClusters();
+  }
+
+  /**
+   * Resolves the target of a request. A JobManager may be named by role alone when the cluster has one;
+   * a node that is gone still resolves for reading (`forReading`) while it has history.
+   */
+  async resolveTarget(
+    cluster: string,
+    role: Role,
+    node?: string,
+    forReading = false,
+  ): Promise<{ target: Target; node?: FlinkNode }> {
+    const nodes = await this.deps.discovery.listNodes(cluster);
+    if (!nodes) throw new NotFoundError(`cluster '${cluster}' not found`);
+    const candidates = nodes.filter((n) => n.role === role && (node === undefined || n.id === node));
+    if (candidates.length === 1) {
+      const [found] = candidates as [FlinkNode];
+      return { target: { cluster, role, node: found.id }, node: found };
+    }
+    if (node !== undefined) {
+      const target = { cluster, role, node };
+      if (forReading && (await this.deps.runs.listForTarget(target, 1)).length > 0) return { target };
+      throw new NotFoundError(`${role} '${node}' not found in cluster '${cluster}'`);
+    }
+    if (candidates.length === 0) throw new NotFoundError(`no ${role} found in cluster '${cluster}'`);
+    throw new ConflictError(
+      `cluster '${cluster}' has ${candidates.length} ${role}s (${candidates.map((n) => n.id).join(', ')}); name the node to profile`,
+    );
+  }
+
+  /**
+   * Records a RUNNING run and dispatches the node agent. A busy target is refused with ConflictError and
+   * nothing is written; a dispatch that fails leaves the run FAILED with the reason (as Flink reports
+   * profiler failures), never RUNNING.
+   */
+  async startRun(request: StartRunRequest): Promise<RunView> {
+    const { mode, duration } = parseOrThrow(runRequestSchema(this.settings.maxDurationSeconds), request.body);
+    const { target, node } = await this.resolveTarget(request.cluster, request.role, request.node);
+    if (!node) throw new NotFoundError(`${target.role} '${target.node}' not found in cluster '${target.cluster}'`);
+
+    const run: Run = {
+      ...target,
+      id: this.newId(),
+      mode,
+      duration,
+      status: 'RUNNING',
+      triggerTime: this.now(),
+      finishedTime: null,
+      message: null,
+      outputFile: null,
+      commandId: null,
+      artifactKey: null,
+      requestedBy: request.requestedBy ?? null,
+      ruleId: request.ruleId ?? null,
+    };
+    const insert = await this.deps.runs.insertRunning(run);
+    if (!insert.inserted) {
+      throw new ConflictError(
+        `${describeTarget(target)} is busy: run ${insert.runningRunId} is still RUNNING; wait for it to finish`,
+      );
+    }
+    await this.trimHistory(target);
+
+    try {
+      const commandId = await this.deps.dispatcher.dispatch(run, node);
+      await this.deps.runs.setCommandId(run.id, commandId);
+    } catch (error) {
+      this.deps.log.error('dispatch failed', { runId: run.id, error: String(error) });
+      await this.deps.runs.finish(run.id, {
+        status: 'FAILED',
+        finishedTime: this.now(),
+        message: `Start profiler failed. The node agent could not be started: ${(error as Error).message}`,
+        outputFile: null,
+        artifactKey: null,
+      });
+    }
+    return this.view((await this.deps.runs.get(run.id)) ?? run);
+  }
+
+  /**
+   * Finishes a run from its command's output: FINISHED with the flame graph stored, or FAILED with the
+   * agent's message. Safe to call more than once for the same run: only the first call changes anything.
+   */
+  async completeRun(runId: string, output: CommandOutput): Promise<Run | undefined> {
+    const run = await this.deps.runs.get(runId);
+    if (run?.status !== 'RUNNING') return run;
+
+    const result = parseAgentOutput(output.stdout);
+    const finishedTime = this.now();
+    if (result?.status === 'FINISHED' && result.gzippedHtml) {
+      const outputFile = outputFileName(run, finishedTime);
+      const artifactKey = artifactKeyFor(run, outputFile);
+      await this.deps.artifacts.put(artifactKey, result.gzippedHtml);
+      const finished = await this.deps.runs.finish(run.id, {
+        status: 'FINISHED',
+        finishedTime,
+        message: result.message || SUCCESS_MESSAGE,
+        outputFile,
+        artifactKey,
+      });
+      // Another completion won the race: its flame graph is the one on record, drop ours.
+      if (!finished) await this.deps.artifacts.delete([artifactKey]);
+      return finished ?? (await this.deps.runs.get(run.id));
+    }
+    const finished = await this.deps.runs.finish(run.id, {
+      status: 'FAILED',
+      finishedTime,
+      message: failureMessage(result, output),
+      outputFile: null,
+      artifactKey: null,
+    });
+    return finished ?? (await this.deps.runs.get(run.id));
+  }
+
+  /**
+   * Settles RUNNING runs whose completion did not arrive: asks the dispatcher where each command is, and
+   * finishes the run from the command's output, or fails it once it is overdue or the command is lost.
+   * `overdue` looks only at runs past their duration plus grace; `all` at every RUNNING run (local mode,
+   * where asking is cheap and a restarted server must pick up agents that ended while it was down).
+   */
+  async reconcile(scope: ReconcileScope = 'overdue'): Promise<Run[]> {
+    const settled: Run[] = [];
+    for (const run of await this.deps.runs.listRunning()) {
+      const overdue = this.now() > deadlineOf(run, this.settings.graceSeconds);
+      if (scope === 'overdue' && !overdue) continue;
+      const state = await this.deps.dispatcher.inspect(run);
+      let finished: Run | undefined;
+      if (state.state === 'ended') {
+        finished = await this.completeRun(run.id, state.output);
+      } else if (state.state === 'lost') {
+        finished = await this.fail(run, state.reason);
+      } else if (overdue) {
+        finished = await this.fail(
+          run,
+          `The node agent gave no result within ${run.duration + this.settings.graceSeconds} s of the start (duration ${run.duration} s plus ${this.settings.graceSeconds} s grace); the run was abandoned.`,
+        );
+      }
+      if (finished && finished.status !== 'RUNNING') settled.push(finished);
+    }
+    return settled;
+  }
+
+  async getRun(id: string): Promise<RunView> {
+    const run = await this.deps.runs.get(id);
+    if (!run) throw new NotFoundError(`run '${id}' not found`);
+    return this.view(run);
+  }
+
+  /** A target's history, newest first, as Flink's profilingList. */
+  async listTargetRuns(cluster: string, role: Role, node?: string): Promise<RunView[]> {
+    const { target } = await this.resolveTarget(cluster, role, node, true);
+    const runs = await this.deps.runs.listForTarget(target, this.settings.historySize);
+    return Promise.all(runs.map((run) => this.view(run)));
+  }
+
+  async listRuns(
+    filter: RunFilter,
+    limit: number,
+    nextToken?: string,
+  ): Promise<{ runs: RunView[]; nextToken?: string }> {
+    const page: RunPage = await this.deps.runs.list(filter, limit, nextToken);
+    return { ...page, runs: await Promise.all(page.runs.map((run) => this.view(run))) };
+  }
+
+  /** A short-lived link that downloads a target's flame graph by its output file name. */
+  async downloadLink(cluster: string, role: Role, node: string | undefined, outputFile: string): Promise<string> {
+    const { target } = await this.resolveTarget(cluster, role, node, true);
+    const run = await this.deps.runs.findByOutputFile(target, outputFile);
+    if (!run?.artifactKey) throw new NotFoundError(`file '${outputFile}' not found for ${describeTarget(target)}`);
+    return this.link(run.artifactKey, outputFile, 'attachment');
+  }
+
+  private link(key: string, fileName: string, disposition: LinkDisposition): Promise<string> {
+    return this.deps.artifacts.link(key, { fileName, disposition, expiresInSeconds: this.settings.linkTtlSeconds });
+  }
+
+  private async view(run: Run): Promise<RunView> {
+    if (run.status !== 'FINISHED' || !run.artifactKey || !run.outputFile) return run;
+    const [url, downloadUrl] = await Promise.all([
+      this.link(run.artifactKey, run.outputFile, 'inline'),
+      this.link(run.artifactKey, run.outputFile, 'attachment'),
+    ]);
+    return { ...run, url, downloadUrl };
+  }
+
+  private fail(run: Run, message: string): Promise<Run | undefined> {
+    return this.deps.runs.finish(run.id, {
+      status: 'FAILED',
+      finishedTime: this.now(),
+      message,
+      outputFile: null,
+      artifactKey: null,
+    });
+  }
+
+  /** Keeps the newest `historySize` runs of a target and deletes the rest with their flame graphs. */
+  private async trimHistory(target: Target): Promise<void> {
+    const trimmed = await this.deps.runs.trimTarget(target, this.settings.historySize);
+    const keys = trimmed.flatMap((run) => (run.artifactKey ? [run.artifactKey] : []));
+    if (keys.length > 0) await this.deps.artifacts.delete(keys);
+  }
+}
+
+/** The message of a failed run: the agent's own when it gave one, else what the command's end tells. */
+function failureMessage(result: AgentResult | undefined, output: CommandOutput): string {
+  if (result?.status === 'FAILED') return result.message;
+  if (result?.status === 'FINISHED') {
+    return 'Stop profiler failed. The node agent reported success but its flame graph was missing or damaged in transit.';
+  }
+  if (output.failure) return output.failure;
+  const lastError = output.stderr.trim().split('\n').pop()?.trim();
+  const exit = output.exitCode === null ? 'ended' : `exited with code ${output.exitCode}`;
+  return `The node agent ${exit} without a result${lastError ? `: ${lastError}` : '.'}`;
+}

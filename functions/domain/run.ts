@@ -1,0 +1,68 @@
+import type { ProfilingMode } from './modes.ts';
+
+export const ROLES = ['jobmanager', 'taskmanager'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const RUN_STATUSES = ['RUNNING', 'FINISHED', 'FAILED'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** One Flink JVM: the unit that can be profiled, at most once at a time. */
+export interface Target {
+  cluster: string;
+  node: string;
+  role: Role;
+}
+
+/** One profiling of one target. Times are epoch milliseconds, duration is seconds. */
+export interface Run extends Target {
+  id: string;
+  mode: ProfilingMode;
+  duration: number;
+  status: RunStatus;
+  triggerTime: number;
+  finishedTime: number | null;
+  message: string | null;
+  outputFile: string | null;
+  commandId: string | null;
+  artifactKey: string | null;
+  requestedBy: string | null;
+  ruleId: string | null;
+}
+
+/** Flink's message for a finished run (contract). */
+export const SUCCESS_MESSAGE = 'Profiling Successful';
+
+export function sameTarget(a: Target, b: Target): boolean {
+  return a.cluster === b.cluster && a.node === b.node && a.role === b.role;
+}
+
+export function describeTarget(target: Target): string {
+  return `${target.role} '${target.node}' of cluster '${target.cluster}'`;
+}
+
+function pad(value: number): string {
+  return String(value).padStart(2, '0');
+}
+
+/**
+ * Flink's output file name, `<resourceId>_<MODE>_<yyyy-MM-dd_HH_mm_ss>.html`, stamped with the time the
+ * profile ended (UTC here: the service spans time zones). The node id stands in for Flink's resource id,
+ * which keeps names unique per target: a target runs one profile at a time, each at least a second long.
+ */
+export function outputFileName(run: Pick<Run, 'node' | 'mode'>, finishedTime: number): string {
+  const t = new Date(finishedTime);
+  const stamp = `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())}_${pad(t.getUTCHours())}_${pad(
+    t.getUTCMinutes(),
+  )}_${pad(t.getUTCSeconds())}`;
+  return `${run.node}_${run.mode}_${stamp}.html`;
+}
+
+/** Where a run's flame graph is stored: one prefix per target, so a target's files sit together. */
+export function artifactKeyFor(run: Target, outputFile: string): string {
+  return `profiles/${encodeURIComponent(run.cluster)}/${run.role}/${encodeURIComponent(run.node)}/${outputFile}`;
+}
+
+/** The moment after which a RUNNING run is overdue: its duration plus a grace period for start-up and upload. */
+export function deadlineOf(run: Pick<Run, 'triggerTime' | 'duration'>, graceSeconds: number): number {
+  return run.triggerTime + (run.duration + graceSeconds) * 1000;
+}

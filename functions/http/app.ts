@@ -1,0 +1,198 @@
+import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
+import { DomainError, ValidationError } from '#domain/errors.ts';
+import type { Logger } from '#domain/ports.ts';
+import type { ProfilerService, RunView } from '#domain/profiler-service.ts';
+import type { Role } from '#domain/run.ts';
+import { describeIssues, runRequestSchema } from '#domain/validation.ts';
+import {
+  ClusterParams,
+  ClustersSchema,
+  ErrorsSchema,
+  NodeOutputFileParams,
+  NodeParams,
+  NodesSchema,
+  OutputFileParams,
+  ProfilingInfoSchema,
+  ProfilingListSchema,
+  RunListSchema,
+  RunParams,
+  RunQuery,
+} from './schemas.ts';
+
+/** The base path of the API (contract). */
+export const API_BASE_PATH = '/api/v1';
+
+export interface AppDependencies {
+  profiler: ProfilerService;
+  log: Logger;
+}
+
+type ProfilingInfo = z.infer<typeof ProfilingInfoSchema>;
+
+/** A run as the API shows it: Flink's ProfilingInfo fields plus ours, without internal bookkeeping. */
+function toProfilingInfo(run: RunView): ProfilingInfo {
+  const { commandId: _commandId, artifactKey: _artifactKey, ...visible } = run;
+  return visible;
+}
+
+const errorResponses = (...statuses: Array<400 | 404 | 409>) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      { content: { 'application/json': { schema: ErrorsSchema } }, description: ERROR_DESCRIPTIONS[status] },
+    ]),
+  );
+
+const ERROR_DESCRIPTIONS = {
+  400: 'bad input: each entry names the field and the rule',
+  404: 'unknown cluster, node, run or file',
+  409: 'the target is busy with another run',
+} as const;
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+/**
+ * The HTTP API, one Hono app for every way it runs: Lambda (`handle(app)`), the local server and tests
+ * (`app.request`). Bodies, paths and queries are validated by the same zod schemas the OpenAPI document
+ * at `/openapi.json` is made of.
+ */
+export function createApp({ profiler, log }: AppDependencies): OpenAPIHono {
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw new ValidationError(describeIssues(result.error));
+    },
+  }).basePath(API_BASE_PATH) as unknown as OpenAPIHono;
+
+  const runBody = {
+    body: {
+      content: { 'application/json': { schema: runRequestSchema(profiler.settings.maxDurationSeconds) } },
+      required: true,
+    },
+  };
+
+  // Fleet
+  app.openapi(
+    createRoute({ method: 'get', path: '/clusters', responses: { 200: json(ClustersSchema, 'the clusters') } }),
+    async (c) => c.json({ clusters: await profiler.listClusters() }, 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/clusters/{cluster}/nodes',
+      request: { params: ClusterParams },
+      responses: { 200: json(NodesSchema, "the cluster's Flink JVMs"), ...errorResponses(404) },
+    }),
+    async (c) => c.json({ nodes: await profiler.listNodes(c.req.valid('param').cluster) }, 200),
+  );
+
+  // Flink-compatible profiler endpoints, for the JobManager and for each TaskManager.
+  const profilerRoutes = (role: Role) => {
+    const base =
+      role === 'jobmanager'
+        ? '/clusters/{cluster}/jobmanager/profiler'
+        : '/clusters/{cluster}/taskmanagers/{node}/profiler';
+    const params = role === 'jobmanager' ? ClusterParams : NodeParams;
+    const fileParams = role === 'jobmanager' ? OutputFileParams : NodeOutputFileParams;
+    const nodeOf = (p: { node?: string }) => p.node;
+
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: base,
+        summary: `Start profiling the ${role}`,
+        request: { params, ...runBody },
+        responses: {
+          200: json(ProfilingInfoSchema, 'the new run (RUNNING, or FAILED if the agent could not start)'),
+          ...errorResponses(400, 404, 409),
+        },
+      }),
+      async (c) => {
+        const p = c.req.valid('param') as { cluster: string; node?: string };
+        const run = await profiler.startRun({ cluster: p.cluster, role, node: nodeOf(p), body: c.req.valid('json') });
+        return c.json(toProfilingInfo(run), 200);
+      },
+    );
+    app.openapi(
+      createRoute({
+        method: 'get',
+        path: base,
+        summary: `The ${role}'s profiling history, newest first`,
+        request: { params },
+        responses: { 200: json(ProfilingListSchema, 'the history'), ...errorResponses(404) },
+      }),
+      async (c) => {
+        const p = c.req.valid('param') as { cluster: string; node?: string };
+        const runs = await profiler.listTargetRuns(p.cluster, role, nodeOf(p));
+        return c.json({ profilingList: runs.map(toProfilingInfo) }, 200);
+      },
+    );
+    app.openapi(
+      createRoute({
+        method: 'get',
+        path: `${base}/{outputFile}`,
+        summary: 'Download a flame graph by its file name',
+        request: { params: fileParams },
+        responses: { 302: { description: 'redirect to a short-lived download link' }, ...errorResponses(404) },
+      }),
+      async (c) => {
+        const p = c.req.valid('param') as { cluster: string; node?: string; outputFile: string };
+        return c.redirect(await profiler.downloadLink(p.cluster, role, nodeOf(p), p.outputFile), 302);
+      },
+    );
+  };
+  profilerRoutes('jobmanager');
+  profilerRoutes('taskmanager');
+
+  // Runs across targets
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/runs/{id}',
+      request: { params: RunParams },
+      responses: { 200: json(ProfilingInfoSchema, 'the run'), ...errorResponses(404) },
+    }),
+    async (c) => c.json(toProfilingInfo(await profiler.getRun(c.req.valid('param').id)), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/runs',
+      request: { query: RunQuery },
+      responses: { 200: json(RunListSchema, 'runs, newest first'), ...errorResponses(400) },
+    }),
+    async (c) => {
+      const { limit, nextToken, ...filter } = c.req.valid('query');
+      const page = await profiler.listRuns(filter, limit ?? 50, nextToken);
+      return c.json({ ...page, runs: page.runs.map(toProfilingInfo) }, 200);
+    },
+  );
+
+  app.doc('/openapi.json', {
+    openapi: '3.0.3',
+    info: {
+      title: 'Flink Fleet Profiler API',
+      version: '1',
+      description: "Flink's profiler endpoints for whole fleets of clusters, with history that survives restarts.",
+    },
+  });
+
+  app.notFound((c) => c.json({ errors: [`no such endpoint: ${c.req.method} ${c.req.path}`] }, 404));
+  app.onError((error, c) => {
+    if (error instanceof DomainError) return c.json({ errors: error.reasons }, error.status);
+    if (error instanceof HTTPException && error.status < 500) {
+      return c.json({ errors: [`body: ${error.message}`] }, error.status);
+    }
+    log.error('request failed', {
+      method: c.req.method,
+      path: c.req.path,
+      error: String(error),
+      stack: (error as Error).stack,
+    });
+    return c.json({ errors: ['Internal server error; the details are in the service log.'] }, 500);
+  });
+  return app;
+}

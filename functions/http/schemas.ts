@@ -1,0 +1,92 @@
+import { z } from '@hono/zod-openapi';
+import { MODE_DESCRIPTIONS, PROFILING_MODES } from '#domain/modes.ts';
+import { ROLES, RUN_STATUSES } from '#domain/run.ts';
+
+/** Every error response (contract): one entry per problem; 4xx entries name the field and the rule. */
+export const ErrorsSchema = z
+  .object({
+    errors: z.array(z.string()).openapi({ example: ['duration: must be a whole number of seconds from 1 to 300'] }),
+  })
+  .openapi('Errors');
+
+const ModeSchema = z.enum(PROFILING_MODES).openapi({
+  description: Object.values(MODE_DESCRIPTIONS).join('\n'),
+});
+
+/** Flink's ProfilingInfo, field for field, plus where the run lives and links to its flame graph. */
+export const ProfilingInfoSchema = z
+  .object({
+    id: z.string(),
+    cluster: z.string(),
+    node: z.string(),
+    role: z.enum(ROLES),
+    status: z.enum(RUN_STATUSES),
+    mode: ModeSchema,
+    triggerTime: z.number().int().openapi({ description: 'epoch milliseconds' }),
+    finishedTime: z.number().int().nullable().openapi({ description: 'epoch milliseconds; null while RUNNING' }),
+    duration: z.number().int().openapi({ description: 'seconds' }),
+    message: z.string().nullable().openapi({ description: '"Profiling Successful", or why the run failed' }),
+    outputFile: z.string().nullable(),
+    url: z.string().optional().openapi({ description: 'short-lived link that opens the flame graph (FINISHED only)' }),
+    downloadUrl: z
+      .string()
+      .optional()
+      .openapi({ description: 'short-lived link that downloads the flame graph as outputFile (FINISHED only)' }),
+    ruleId: z.string().nullable(),
+    requestedBy: z.string().nullable(),
+  })
+  .openapi('ProfilingInfo');
+
+export const ProfilingListSchema = z.object({ profilingList: z.array(ProfilingInfoSchema) }).openapi('ProfilingList');
+
+export const RunListSchema = z
+  .object({ runs: z.array(ProfilingInfoSchema), nextToken: z.string().optional() })
+  .openapi('RunList');
+
+export const ClustersSchema = z
+  .object({ clusters: z.array(z.object({ id: z.string(), nodes: z.number().int() })) })
+  .openapi('Clusters');
+
+export const NodesSchema = z
+  .object({
+    nodes: z.array(
+      z.object({
+        id: z.string(),
+        role: z.enum(ROLES),
+        host: z.string(),
+        pid: z.number().int().optional(),
+        reachable: z.boolean(),
+        runningRunId: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi('Nodes');
+
+const pathParam = (name: string, example: string) =>
+  z
+    .string()
+    .min(1)
+    .openapi({ param: { name, in: 'path' }, example });
+
+export const ClusterParams = z.object({ cluster: pathParam('cluster', 'local') });
+export const NodeParams = ClusterParams.extend({ node: pathParam('node', '4242-1234567') });
+export const OutputFileParams = ClusterParams.extend({
+  outputFile: pathParam('outputFile', 'jobmanager_ITIMER_2026-11-27_10_15_00.html'),
+});
+export const NodeOutputFileParams = NodeParams.extend({ outputFile: OutputFileParams.shape.outputFile });
+export const RunParams = z.object({ id: pathParam('id', '5f0c6a1e-8d8e-4c39-9a57-9a1b2c3d4e5f') });
+
+export const RunQuery = z.strictObject({
+  cluster: z.string().min(1).optional(),
+  node: z.string().min(1).optional(),
+  role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }).optional(),
+  status: z.enum(RUN_STATUSES, { error: `must be one of ${RUN_STATUSES.join(', ')}` }).optional(),
+  ruleId: z.string().min(1).optional(),
+  limit: z.coerce
+    .number({ error: 'must be a whole number from 1 to 100' })
+    .int({ error: 'must be a whole number from 1 to 100' })
+    .min(1, { error: 'must be a whole number from 1 to 100' })
+    .max(100, { error: 'must be a whole number from 1 to 100' })
+    .optional(),
+  nextToken: z.string().min(1).optional(),
+});

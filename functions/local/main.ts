@@ -1,0 +1,22 @@
+import { API_BASE_PATH } from '#http/app.ts';
+import { ConfigError, readLocalConfig } from '#shared/config.ts';
+import { consoleLogger } from './log.ts';
+import { startLocalServer } from './server.ts';
+
+/** `npm start`: local mode on this machine. */
+try {
+  const server = await startLocalServer(readLocalConfig());
+  console.log(`Flink Fleet Profiler (local mode) is listening on ${server.url} — API at ${server.url}${API_BASE_PATH}`);
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    consoleLogger.error(error.message);
+    process.exit(2);
+  }
+  throw error;
+}

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
+import { LocalDispatcher } from '#adapters/local/local-dispatcher.ts';
+import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
+import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
+import { DomainError } from '#domain/errors.ts';
+import type { Logger } from '#domain/ports.ts';
+import { ProfilerService } from '#domain/profiler-service.ts';
+import { API_BASE_PATH, createApp } from '#http/app.ts';
+import type { LocalConfig } from '#shared/config.ts';
+import { resolveAsprof } from './async-profiler.ts';
+import { consoleLogger } from './log.ts';
+
+const NODE_AGENT_SCRIPT = fileURLToPath(new URL('../node-agent/profile-flink-jvm.sh', import.meta.url));
+const STATUS_PAGE = fileURLToPath(new URL('../../web/index.html', import.meta.url));
+
+/** How often local mode settles runs whose agent ended while nobody listened (e.g. across a restart). */
+const RECONCILE_INTERVAL_MS = 2000;
+
+export interface LocalServer {
+  /** Where the server listens, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  profiler: ProfilerService;
+  artifacts: DirectoryArtifactStore;
+  close(): Promise<void>;
+}
+
+/** The link secret: from the configuration, else one made on first start and kept in the data directory. */
+async function loadLinkSecret(config: LocalConfig, dataDir: string): Promise<Buffer> {
+  if (config.linkSecret) return Buffer.from(config.linkSecret, 'utf8');
+  const file = join(dataDir, 'link-secret');
+  try {
+    return Buffer.from(await readFile(file, 'utf8'), 'hex');
+  } catch {
+    const secret = randomBytes(32);
+    await writeFile(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return Buffer.from(await readFile(file, 'utf8'), 'hex');
+  }
+}
+
+/**
+ * Local mode: the API, the status page and the flame-graph links on one origin, over SQLite, a directory
+ * and node agents run as child processes on this machine.
+ */
+export async function startLocalServer(config: LocalConfig, log: Logger = consoleLogger): Promise<LocalServer> {
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const asprof = await resolveAsprof(config.asprof, join(dataDir, 'tools'));
+  let baseUrl = config.publicUrl?.replace(/\/$/, '') ?? '';
+
+  const runs = new SqliteRunStore(join(dataDir, 'runs.sqlite'));
+  const artifacts = new DirectoryArtifactStore(
+    join(dataDir, 'artifacts'),
+    await loadLinkSecret(config, dataDir),
+    () => baseUrl,
+  );
+  let profiler: ProfilerService | undefined;
+  const dispatcher = new LocalDispatcher({
+    commandsDir: join(dataDir, 'commands'),
+    scriptPath: NODE_AGENT_SCRIPT,
+    asprof,
+    timeoutMarginSeconds: config.settings.graceSeconds,
+    onCommandEnded: (runId, output) => (profiler as ProfilerService).completeRun(runId, output),
+    log,
+  });
+  profiler = new ProfilerService({
+    runs,
+    artifacts,
+    dispatcher,
+    discovery: new ProcDiscovery(),
+    settings: config.settings,
+    log,
+  });
+
+  const root = new Hono();
+  root.use(`${API_BASE_PATH}/*`, bodyLimit({ maxSize: 64 * 1024 }));
+  root.route('/', createApp({ profiler, log }));
+  root.get('/artifacts/:fileName', async (c) => {
+    try {
+      const artifact = await artifacts.open(c.req.query());
+      const acceptsGzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
+      const disposition = `${artifact.disposition}; filename="${artifact.fileName}"`;
+      return c.body(new Uint8Array(acceptsGzip ? artifact.gzippedHtml : gunzipSync(artifact.gzippedHtml)), 200, {
+        'Content-Type': 'text/html; charset=utf-8',
+        ...(acceptsGzip ? { 'Content-Encoding': 'gzip' } : {}),
+        'Content-Disposition': disposition,
+        'Cache-Control': 'private, no-store',
+        'X-Content-Type-Options': 'nosniff',
+        // The flame graph runs its own script; the sandbox keeps it away from this origin's API.
+        'Content-Security-Policy': 'sandbox allow-scripts',
+      });
+    } catch (error) {
+      if (error instanceof DomainError) return c.json({ errors: error.reasons }, error.status);
+      throw error;
+    }
+  });
+  const statusPage = await readFile(STATUS_PAGE, 'utf8');
+  root.get('/', (c) => c.html(statusPage));
+
+  // Settle what a previous run of the server left RUNNING before taking new requests.
+  await profiler.reconcile('all');
+
+  const server = serve({ fetch: root.fetch, port: config.port, hostname: config.host });
+  await new Promise<void>((resolveListening, reject) => {
+    server.once('listening', resolveListening);
+    server.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  baseUrl ||= url;
+
+  let reconciling = false;
+  const reconcileTimer = setInterval(async () => {
+    if (reconciling) return;
+    reconciling = true;
+    try {
+      await profiler.reconcile('all');
+      const running = await runs.listRunning();
+      await dispatcher.prune(new Set(running.flatMap((run) => (run.commandId ? [run.commandId] : []))));
+    } catch (error) {
+      log.error('reconcile failed', { error: String(error) });
+    } finally {
+      reconciling = false;
+    }
+  }, RECONCILE_INTERVAL_MS);
+  reconcileTimer.unref();
+
+  return {
+    url,
+    profiler,
+    artifacts,
+    close: async () => {
+      clearInterval(reconcileTimer);
+      await new Promise<void>((done) => server.close(() => done()));
+      runs.close();
+    },
+  };
+}

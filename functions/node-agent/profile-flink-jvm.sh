@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# Flink Fleet Profiler node agent: profiles one Flink JobManager or TaskManager JVM on this node with
+# async-profiler and prints the HTML flame graph (gzip + base64) on stdout.
+#
+# Runs as root, as the script of the profiler's SSM Command document (locally: as a child process).
+# Inputs come only from environment variables, never from arguments or shell text:
+#   SSM_runId     run id, ^[A-Za-z0-9-]{1,64}$ (names the output file)
+#   SSM_role      jobmanager | taskmanager
+#   SSM_mode      CPU | ALLOC | LOCK | WALL | ITIMER
+#   SSM_duration  seconds, 1..3600
+#   SSM_pid       optional: the JVM to profile (else the single Flink JVM of that role on this node)
+#   ASPROF                  optional path to asprof (else `asprof` on PATH)
+#   FLINK_PROFILER_TMPDIR   optional base of the scratch directory (else ${TMPDIR:-/tmp})
+#
+# Output protocol on stdout (everything else goes to stderr):
+#   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> message=Profiling Successful
+#   -----BEGIN FLINK PROFILE-----
+#   <base64 of the gzipped HTML, 76 characters a line>
+#   -----END FLINK PROFILE-----
+# or the single line
+#   FLINK_PROFILER_RESULT status=FAILED pid=<pid|-> mode=<MODE|-> message=<one line>
+# with exit code 2 bad input, 3 asprof missing, 4 JVM not found / ambiguous / not a JVM, 5 start failed,
+# 6 process exited during profiling, 7 stop or output failed (128+N when killed by signal N).
+#
+# Portable to bash 4.2 (Amazon Linux 2): no mapfile -d, no EPOCHREALTIME, no empty "${array[@]}" under set -u.
+
+set -euo pipefail
+export LC_ALL=C
+umask 077
+
+# ---- BEGIN FLINK MAIN CLASSES (kept equal to the TypeScript list by a unit test) ----
+JOBMANAGER_MAIN_CLASSES=(
+  org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint
+  org.apache.flink.container.entrypoint.StandaloneApplicationClusterEntryPoint
+  org.apache.flink.yarn.entrypoint.YarnSessionClusterEntrypoint
+  org.apache.flink.yarn.entrypoint.YarnJobClusterEntrypoint
+  org.apache.flink.yarn.entrypoint.YarnApplicationClusterEntryPoint
+  org.apache.flink.kubernetes.entrypoint.KubernetesSessionClusterEntrypoint
+  org.apache.flink.kubernetes.entrypoint.KubernetesApplicationClusterEntrypoint
+)
+TASKMANAGER_MAIN_CLASSES=(
+  org.apache.flink.runtime.taskexecutor.TaskManagerRunner
+  org.apache.flink.yarn.YarnTaskExecutorRunner
+  org.apache.flink.kubernetes.taskmanager.KubernetesTaskExecutorRunner
+)
+# ---- END FLINK MAIN CLASSES ----
+
+readonly EXIT_BAD_INPUT=2 EXIT_NO_ASPROF=3 EXIT_NO_JVM=4 EXIT_START_FAILED=5 EXIT_PROCESS_EXITED=6 EXIT_STOP_FAILED=7
+readonly ASPROF_TIMEOUT=60   # seconds one asprof call may take (attach included)
+readonly FINISH_TIMEOUT=30   # seconds after the duration for the JVM to write the flame graph
+
+# Only the result protocol goes to the real stdout (fd 3); stray output of any command lands on stderr.
+exec 3>&1 1>&2
+
+result_pid='-'
+result_mode='-'
+result_sent=0
+scratch_dir=''
+asprof=''
+pid=''
+jvm_start_time=''
+start_attempted=0
+start_failed=0
+sleep_pid=''
+
+log() { printf '%s flink-profiler: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# Prints the FAILED line (once) and exits with the given code.
+fail() {
+  local code=$1 message=$2
+  if [[ $result_sent == 0 ]]; then
+    result_sent=1
+    message=${message//[$'\n\r\t']/ }
+    printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" "$message" >&3
+    log "FAILED: $message"
+  fi
+  exit "$code"
+}
+
+# Echoes untrusted input back only as a short string of harmless characters.
+shown() {
+  local v=${1:0:40}
+  printf '%s' "${v//[^A-Za-z0-9._:\/ -]/?}"
+}
+
+nap() {
+  sleep "$1" 3>&- &
+  sleep_pid=$!
+  wait "$sleep_pid" || true
+  sleep_pid=''
+}
+
+# Runs asprof with a time limit; sets asprof_out (stdout + stderr) and asprof_rc.
+run_asprof() {
+  asprof_rc=0
+  asprof_out=$(timeout -k 5 "$ASPROF_TIMEOUT" "$asprof" "$@" 2>&1 3>&-) || asprof_rc=$?
+}
+
+cleanup() {
+  if [[ -n $sleep_pid ]]; then kill "$sleep_pid" 2>/dev/null || true; fi
+  if [[ -n $scratch_dir ]]; then rm -rf -- "$scratch_dir" || true; fi
+}
+
+on_exit() {
+  local rc=$?
+  cleanup
+  if [[ $result_sent == 0 ]]; then
+    # An unexpected error (set -e): still answer with exactly one result line.
+    [[ $rc != 0 ]] || rc=1
+    result_sent=1
+    printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" \
+      "Node agent failed unexpectedly (exit code $rc); see its stderr" >&3
+  fi
+  exit "$rc"
+}
+
+on_signal() {
+  local name=$1 code=$2
+  trap - TERM INT HUP
+  if [[ $start_attempted == 1 && $start_failed == 0 ]] && jvm_alive; then
+    # Without this the profiler would keep sampling in the JVM until its --timeout.
+    log "received SIG$name: stopping the profiler in process $pid"
+    timeout -k 2 10 "$asprof" stop "$pid" >/dev/null 2>&1 3>&- || true
+  fi
+  fail "$code" "Profiling was cancelled (SIG$name)"
+}
+
+trap on_exit EXIT
+trap 'on_signal TERM 143' TERM
+trap 'on_signal INT 130' INT
+trap 'on_signal HUP 129' HUP
+
+# ---- Inputs ----------------------------------------------------------------------------------------
+
+run_id=${SSM_runId-}
+role=${SSM_role-}
+mode=${SSM_mode-}
+duration_in=${SSM_duration-}
+pid_in=${SSM_pid-}
+
+case $mode in
+  CPU | ALLOC | LOCK | WALL | ITIMER) result_mode=$mode ;;
+  *) fail $EXIT_BAD_INPUT "Invalid mode '$(shown "$mode")': use one of CPU, ALLOC, LOCK, WALL, ITIMER" ;;
+esac
+if [[ -n $pid_in ]]; then
+  if [[ ! $pid_in =~ ^[0-9]{1,10}$ ]] || ((10#$pid_in < 1 || 10#$pid_in > 4194304)); then
+    fail $EXIT_BAD_INPUT "Invalid pid '$(shown "$pid_in")': use a process id (digits only) or leave it empty"
+  fi
+  pid=$((10#$pid_in))
+  result_pid=$pid
+fi
+if [[ ! $run_id =~ ^[A-Za-z0-9-]{1,64}$ ]]; then
+  fail $EXIT_BAD_INPUT "Invalid run id '$(shown "$run_id")': use 1 to 64 letters, digits or dashes"
+fi
+case $role in
+  jobmanager) role_label=JobManager main_classes=("${JOBMANAGER_MAIN_CLASSES[@]}") ;;
+  taskmanager) role_label=TaskManager main_classes=("${TASKMANAGER_MAIN_CLASSES[@]}") ;;
+  *) fail $EXIT_BAD_INPUT "Invalid role '$(shown "$role")': use jobmanager or taskmanager" ;;
+esac
+if [[ ! $duration_in =~ ^[0-9]{1,4}$ ]] || ((10#$duration_in < 1 || 10#$duration_in > 3600)); then
+  fail $EXIT_BAD_INPUT "Invalid duration '$(shown "$duration_in")': use whole seconds from 1 to 3600"
+fi
+duration=$((10#$duration_in))
+event=$(printf '%s' "$mode" | tr 'A-Z' 'a-z')
+
+tmp_base=${FLINK_PROFILER_TMPDIR:-${TMPDIR:-/tmp}}
+if [[ $tmp_base != /* || ! -d $tmp_base ]]; then
+  fail $EXIT_BAD_INPUT "Scratch base directory '$(shown "$tmp_base")' (FLINK_PROFILER_TMPDIR or TMPDIR) is not an absolute path to a directory"
+fi
+
+# ---- asprof ----------------------------------------------------------------------------------------
+
+install_hint='Install an async-profiler release on this node (its bin/asprof and lib/libasyncProfiler.so must stay side by side), then put bin/asprof on root'"'"'s PATH (for example: ln -s /opt/async-profiler/bin/asprof /usr/local/bin/asprof) or set ASPROF to its path.'
+if [[ -n ${ASPROF-} ]]; then
+  asprof=$ASPROF
+  if [[ ! -f $asprof || ! -x $asprof ]]; then
+    fail $EXIT_NO_ASPROF "async-profiler not found: ASPROF=$(shown "$asprof") is not an executable file. $install_hint"
+  fi
+else
+  asprof=$(command -v asprof || true)
+  if [[ $asprof != /* ]]; then
+    fail $EXIT_NO_ASPROF "async-profiler not found: no asprof on PATH and ASPROF is not set. $install_hint"
+  fi
+fi
+asprof_real=$(readlink -f -- "$asprof")
+asprof_lib=${asprof_real%/*}/../lib/libasyncProfiler.so
+if [[ ! -f $asprof_lib ]]; then
+  fail $EXIT_NO_ASPROF "async-profiler is incomplete: $asprof has no lib/libasyncProfiler.so next to its bin directory. $install_hint"
+fi
+asprof_lib=$(readlink -f -- "$asprof_lib")
+
+# ---- Finding the JVM -------------------------------------------------------------------------------
+
+# Sets proc_role (jobmanager|taskmanager|'') and proc_class from /proc/$1/cmdline: an argument exactly
+# equal to one of the Flink main classes. Returns 1 when the process cannot be read (gone, other user).
+classify_process() {
+  proc_role='' proc_class=''
+  local arg c
+  [[ -r /proc/$1/cmdline ]] || return 1
+  while IFS= read -r -d '' arg; do
+    [[ $arg == org.apache.flink.* ]] || continue
+    for c in "${JOBMANAGER_MAIN_CLASSES[@]}"; do
+      if [[ $arg == "$c" ]]; then proc_role=jobmanager proc_class=$c && return 0; fi
+    done
+    for c in "${TASKMANAGER_MAIN_CLASSES[@]}"; do
+      if [[ $arg == "$c" ]]; then proc_role=taskmanager proc_class=$c && return 0; fi
+    done
+  done 2>/dev/null <"/proc/$1/cmdline" || true
+  return 0
+}
+
+# Whether /proc/$1/maps shows libjvm.so. Returns 2 when the maps cannot be read.
+is_jvm() {
+  grep -qs -e "/libjvm\.so" "/proc/$1/maps"
+}
+
+# Prints field 22 (start time) of /proc/$1/stat; fails for a gone or zombie process.
+proc_start_time() {
+  local stat
+  local -a fields
+  IFS= read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  # Field 2 (comm) is in parentheses and may hold spaces: split after the last ')'.
+  read -r -a fields <<<"${stat##*) }"
+  [[ ${#fields[@]} -ge 20 && ${fields[0]} != Z && ${fields[0]} != X ]] || return 1
+  printf '%s' "${fields[19]}"
+}
+
+# Same process as the one we started to profile: same pid and same start time (pids get reused).
+jvm_alive() {
+  local now
+  [[ -n $pid && -n $jvm_start_time ]] || return 1
+  now=$(proc_start_time "$pid") || return 1
+  [[ $now == "$jvm_start_time" ]]
+}
+
+describe_process() {
+  local comm='?' line=''
+  IFS= read -r comm 2>/dev/null <"/proc/$1/comm" || true
+  line=$(tr "\\0" " " 2>/dev/null <"/proc/$1/cmdline") || true
+  line=${line% }
+  ((${#line} <= 100)) || line="${line:0:100}..."
+  printf '%s (%s)' "$(shown "$comm")" "${line//[^[:print:]]/?}"
+}
+
+role_label_of() { if [[ $1 == jobmanager ]]; then printf 'JobManager'; else printf 'TaskManager'; fi; }
+
+if [[ -n $pid ]]; then
+  if [[ ! -d /proc/$pid ]] || ! proc_start_time "$pid" >/dev/null; then
+    fail $EXIT_NO_JVM "Process $pid not found on this node"
+  fi
+  # /proc also answers for thread ids, which are not listed there.
+  tgid=$(sed -n 's/^Tgid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null) || tgid=''
+  if [[ -n $tgid && $tgid != "$pid" ]]; then
+    fail $EXIT_NO_JVM "$pid is a thread id of process $tgid, not a process id: pass $tgid"
+  fi
+  jvm_rc=0
+  is_jvm "$pid" || jvm_rc=$?
+  if [[ $jvm_rc == 2 ]]; then
+    fail $EXIT_NO_JVM "Cannot read /proc/$pid/maps to check that process $pid is a JVM: run the node agent as root"
+  elif [[ $jvm_rc != 0 ]]; then
+    # Never attach here: the attach handshake sends SIGQUIT, which kills a process that is not a JVM.
+    fail $EXIT_NO_JVM "Process $pid is not a Java process (no libjvm.so in its memory maps): $(describe_process "$pid"). Refusing to attach, which would kill it"
+  fi
+  classify_process "$pid" || fail $EXIT_NO_JVM "Cannot read the command line of process $pid: run the node agent as root"
+  if [[ $proc_role != "$role" ]]; then
+    if [[ -n $proc_role ]]; then
+      what="a Flink $(role_label_of "$proc_role") ($proc_class)"
+    else
+      what="a Java process that is not a Flink JobManager or TaskManager: $(describe_process "$pid")"
+    fi
+    fail $EXIT_NO_JVM "Process $pid is not a Flink $role_label: it is $what"
+  fi
+else
+  candidates=()
+  not_jvms=()
+  for proc_dir in /proc/[0-9]*; do
+    p=${proc_dir#/proc/}
+    [[ $p != "$$" && $p != "$BASHPID" ]] || continue
+    classify_process "$p" || continue
+    [[ $proc_role == "$role" ]] || continue
+    # Wrappers (sudo, timeout, a JVM still starting) carry the class name too: only a JVM counts.
+    if is_jvm "$p" && proc_start_time "$p" >/dev/null; then
+      candidates+=("$p")
+    else
+      not_jvms+=("$p")
+    fi
+  done
+  if [[ ${#candidates[@]} == 0 ]]; then
+    message="No Flink $role_label JVM found on this node (looked for main classes ${main_classes[*]})"
+    if [[ ${#not_jvms[@]} -gt 0 ]]; then
+      message+="; processes ${not_jvms[*]} name such a class but are not (yet) JVMs"
+    fi
+    fail $EXIT_NO_JVM "$message"
+  elif [[ ${#candidates[@]} -gt 1 ]]; then
+    fail $EXIT_NO_JVM "Found ${#candidates[@]} Flink $role_label JVMs on this node (pids ${candidates[*]}): pass the pid of the one to profile"
+  fi
+  pid=${candidates[0]}
+  result_pid=$pid
+  classify_process "$pid" || true
+fi
+
+jvm_start_time=$(proc_start_time "$pid") || fail $EXIT_PROCESS_EXITED "Process $pid exited before profiling started"
+log "profiling Flink $role_label pid $pid ($proc_class), mode $mode, ${duration}s, with $asprof"
+
+# Another copy of the library (Flink's built-in profiler loads its own) clashes with ours on signals.
+{ other_libs=$(grep -o '/[^ ]*libasyncProfiler[^ ]*\.so' "/proc/$pid/maps" | sort -u | grep -vxF "$asprof_lib"); } 2>/dev/null || true
+if [[ -n ${other_libs:-} ]]; then
+  log "warning: process $pid has another async-profiler library loaded (${other_libs//$'\n'/ }), e.g. by Flink's built-in profiler; if that one is profiling now, this run may fail or be skewed"
+fi
+
+# ---- Scratch directory -----------------------------------------------------------------------------
+
+jvm_uid='' jvm_gid=''
+while read -r key a b _; do
+  case $key in
+    Uid:) jvm_uid=$b ;;
+    Gid:) jvm_gid=$b ;;
+  esac
+done 2>/dev/null <"/proc/$pid/status" || true
+if [[ ! $jvm_uid =~ ^[0-9]+$ || ! $jvm_gid =~ ^[0-9]+$ ]]; then
+  fail $EXIT_PROCESS_EXITED "Process $pid exited before profiling started"
+fi
+if [[ $EUID != 0 && $EUID != "$jvm_uid" ]]; then
+  fail $EXIT_START_FAILED "Start profiler failed. Process $pid runs as uid $jvm_uid: run the node agent as root or as that user"
+fi
+
+# A run killed with SIGKILL cannot clean up; its JVM still writes the file when --timeout ends (at most
+# 60 min later), so a scratch directory unmodified for longer than that is left over.
+find "$tmp_base" -mindepth 1 -maxdepth 1 -type d -name 'flink-profiler.*' -mmin +65 -exec rm -rf -- {} + 2>/dev/null || true
+scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
+  fail $EXIT_START_FAILED "Start profiler failed. Could not create a scratch directory in $tmp_base"
+# The JVM itself writes the flame graph, as its own user.
+if [[ $EUID == 0 && $jvm_uid != 0 ]]; then
+  chown "$jvm_uid:$jvm_gid" "$scratch_dir" ||
+    fail $EXIT_START_FAILED "Start profiler failed. Could not hand the scratch directory $scratch_dir to uid $jvm_uid"
+fi
+out_file=$scratch_dir/$run_id.html
+
+# ---- Mapping asprof failures -----------------------------------------------------------------------
+
+# Prints a reason a user can act on for asprof's exit code $1 and output $2.
+explain_asprof_failure() {
+  local rc=$1 text=$2 detail
+  detail=$(printf '%s\n' "$text" | sed -e 's/^\[ERROR\] //' | grep -v -e '^[[:space:]]*$' -e '^Profiling started$' | tr '\n' ' ') || true
+  detail=${detail% }
+  case $text in
+    *"Perf events unavailable"* | *"No access to perf events"*)
+      printf 'Perf events are unavailable on this node (%s). Use mode ITIMER, or allow perf events with sysctl kernel.perf_event_paranoid=1' "$detail" ;;
+    *"No AllocTracer symbols found"*)
+      printf 'ALLOC needs the JDK debug symbols (AllocTracer) on this JVM: install the debug symbols package of its JDK, or run Flink on JDK 11 or newer' ;;
+    *"Profiler already started"*)
+      printf 'Another profiling session is already running in process %s (another run of this profiler, a manual asprof, or Flink'"'"'s built-in profiler): wait until it finishes and try again' "$pid" ;;
+    *"Failed to change credentials"*)
+      printf 'asprof could not switch to the user of process %s (uid %s): run the node agent as root (%s)' "$pid" "$jvm_uid" "$detail" ;;
+    *"Could not start attach mechanism"* | *"Could not connect to socket"* | *"Error writing to socket"* | *"Unexpected EOF reading response"*)
+      printf 'Could not attach to process %s (%s). The JVM may run with -XX:+DisableAttachMechanism, a tmp cleaner may have deleted /tmp/.java_pid%s (restart the JVM to recreate it), or the JVM may use a private /tmp (container, systemd PrivateTmp)' "$pid" "$detail" "$pid" ;;
+    *"Dynamic agent loading is not enabled"*)
+      printf 'The JVM refuses dynamically loaded agents: start it with -XX:+EnableDynamicAgentLoading (%s)' "$detail" ;;
+    *"Could not open output file"*)
+      printf 'The JVM (uid %s) could not write %s: FLINK_PROFILER_TMPDIR (or TMPDIR, default /tmp) must be a directory the JVM'"'"'s user can reach, and for a JVM in a container or with a private /tmp one it shares' "$jvm_uid" "$out_file" ;;
+    *"Process "*" not found"*)
+      printf 'Process %s not found' "$pid" ;;
+    *)
+      case $rc in
+        255) printf 'Process %s could not load %s: the library and its directories must be readable by the JVM'"'"'s user (uid %s) (%s)' "$pid" "$asprof_lib" "$jvm_uid" "${detail:-no details}" ;;
+        124 | 137) printf 'asprof did not answer within %s seconds' "$ASPROF_TIMEOUT" ;;
+        126 | 127) printf 'asprof at %s could not be run (%s)' "$asprof" "${detail:-exit code $rc}" ;;
+        100) printf 'asprof rejected its arguments: %s' "${detail:-exit code 100}" ;;
+        *) printf 'asprof failed with exit code %s: %s' "$rc" "${detail:-no output}" ;;
+      esac ;;
+  esac
+}
+
+# ---- Profiling -------------------------------------------------------------------------------------
+
+# --timeout makes the agent inside the JVM stop and write the file by itself, so a profile never keeps
+# running when this script is killed (SSM timeout or cancel sends SIGKILL).
+start_attempted=1
+run_asprof start -e "$event" --timeout "$duration" -f "$out_file" "$pid"
+if [[ -n $asprof_out ]]; then printf '%s\n' "$asprof_out" | sed 's/^/asprof: /' >&2; fi
+if [[ $asprof_rc != 0 ]]; then
+  start_failed=1
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Start profiler failed. Process $pid exited during profiling"
+  fail $EXIT_START_FAILED "Start profiler failed. $(explain_asprof_failure "$asprof_rc" "$asprof_out")"
+fi
+
+for ((elapsed = 0; elapsed < duration; elapsed++)); do
+  nap 1
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
+done
+
+html_complete() {
+  local tail_bytes
+  [[ -f $out_file && ! -L $out_file ]] || return 1
+  tail_bytes=$(tail -c 64 -- "$out_file" 2>/dev/null) || return 1
+  [[ $tail_bytes == *'</html>' ]]
+}
+
+finished=0
+inactive_without_file=0
+deadline=$(($(date +%s) + FINISH_TIMEOUT))
+while (($(date +%s) < deadline)); do
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
+  run_asprof status "$pid"
+  if [[ $asprof_rc == 0 && $asprof_out == *"Profiler is not active"* ]]; then
+    # The agent writes the file under the same lock that `status` takes: inactive means written (or failed).
+    if html_complete; then
+      finished=1
+      break
+    fi
+    inactive_without_file=$((inactive_without_file + 1))
+    ((inactive_without_file < 3)) || break
+  elif [[ $asprof_rc != 0 ]]; then
+    log "asprof status failed (exit $asprof_rc): ${asprof_out//$'\n'/ }"
+  fi
+  nap 0.5
+done
+
+if [[ $finished == 0 ]]; then
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
+  if ((inactive_without_file >= 3)); then
+    fail $EXIT_STOP_FAILED "Stop profiler failed. $(explain_asprof_failure 200 'Could not open output file')"
+  fi
+  run_asprof stop "$pid"
+  fail $EXIT_STOP_FAILED "Stop profiler failed. The profiler did not finish writing the flame graph within ${FINISH_TIMEOUT}s after the profiling duration"
+fi
+
+# ---- Result ----------------------------------------------------------------------------------------
+
+# The scratch directory belongs to the JVM's user, who could plant a link there: read the file without
+# following a symlink, and only if the JVM's user owns it and it has no other hard link.
+read -r file_uid file_links < <(stat -c '%u %h' -- "$out_file") || file_uid=''
+if [[ $file_uid != "$jvm_uid" || $file_links != 1 ]]; then
+  fail $EXIT_STOP_FAILED "Stop profiler failed. $out_file is not a plain file written by the JVM's user (uid $jvm_uid)"
+fi
+encoded=$(dd if="$out_file" iflag=nofollow bs=65536 status=none | gzip -c | base64 -w 76) ||
+  fail $EXIT_STOP_FAILED "Stop profiler failed. Could not read and encode $out_file"
+[[ -n $encoded ]] || fail $EXIT_STOP_FAILED "Stop profiler failed. The flame graph $out_file is empty"
+
+result_sent=1
+printf 'FLINK_PROFILER_RESULT status=FINISHED pid=%s mode=%s message=Profiling Successful\n-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' \
+  "$pid" "$mode" "$encoded" >&3
+log "finished: $(stat -c %s -- "$out_file") bytes of HTML, ${#encoded} characters of base64"
+exit 0

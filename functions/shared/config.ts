@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import { DEFAULT_SETTINGS, type ProfilerSettings } from '#domain/profiler-service.ts';
+import { describeIssues } from '#domain/validation.ts';
+
+/** Every environment variable the service reads, named once here and imported wherever they are set or read. */
+export const ENV = {
+  port: 'PORT',
+  host: 'FLINK_PROFILER_HOST',
+  publicUrl: 'FLINK_PROFILER_PUBLIC_URL',
+  dataDir: 'FLINK_PROFILER_DATA',
+  maxDuration: 'FLINK_PROFILER_MAX_DURATION',
+  historySize: 'FLINK_PROFILER_HISTORY_SIZE',
+  graceSeconds: 'FLINK_PROFILER_GRACE_SECONDS',
+  linkTtl: 'FLINK_PROFILER_LINK_TTL',
+  linkSecret: 'FLINK_PROFILER_LINK_SECRET',
+  asprof: 'ASPROF',
+} as const;
+
+const wholeNumber = (min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be a whole number from ${min} to ${max}` })
+    .int({ error: `must be a whole number from ${min} to ${max}` })
+    .min(min, { error: `must be a whole number from ${min} to ${max}` })
+    .max(max, { error: `must be a whole number from ${min} to ${max}` });
+
+const settingsSchema = z.object({
+  [ENV.maxDuration]: wholeNumber(1, 3600).default(DEFAULT_SETTINGS.maxDurationSeconds),
+  [ENV.historySize]: wholeNumber(1, 1000).default(DEFAULT_SETTINGS.historySize),
+  [ENV.graceSeconds]: wholeNumber(5, 3600).default(DEFAULT_SETTINGS.graceSeconds),
+  [ENV.linkTtl]: wholeNumber(10, 7 * 24 * 3600).default(DEFAULT_SETTINGS.linkTtlSeconds),
+});
+
+const localSchema = settingsSchema.extend({
+  [ENV.port]: wholeNumber(0, 65535).default(8080),
+  [ENV.host]: z.string().min(1).default('127.0.0.1'),
+  [ENV.publicUrl]: z.url({ error: 'must be an absolute http(s) URL' }).optional(),
+  [ENV.dataDir]: z.string().min(1).default('.data'),
+  [ENV.linkSecret]: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  [ENV.asprof]: z.string().min(1).optional(),
+});
+
+/** Thrown when the environment holds a bad setting; the message names each variable and its rule. */
+export class ConfigError extends Error {}
+
+function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  // Treat empty variables as unset, as shells and CDK often leave them.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(present);
+  if (!result.success) throw new ConfigError(`bad configuration: ${describeIssues(result.error).join('; ')}`);
+  return result.data;
+}
+
+export interface LocalConfig {
+  port: number;
+  host: string;
+  /** Base of the links handed out; defaults to the address the server listens on. */
+  publicUrl?: string;
+  dataDir: string;
+  linkSecret?: string;
+  asprof?: string;
+  settings: ProfilerSettings;
+}
+
+/** Reads and checks local mode's configuration once, at start-up. */
+export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
+  const parsed = parseEnv(localSchema, env) as Record<string, unknown>;
+  return {
+    port: parsed[ENV.port] as number,
+    host: parsed[ENV.host] as string,
+    publicUrl: parsed[ENV.publicUrl] as string | undefined,
+    dataDir: parsed[ENV.dataDir] as string,
+    linkSecret: parsed[ENV.linkSecret] as string | undefined,
+    asprof: parsed[ENV.asprof] as string | undefined,
+    settings: {
+      maxDurationSeconds: parsed[ENV.maxDuration] as number,
+      historySize: parsed[ENV.historySize] as number,
+      graceSeconds: parsed[ENV.graceSeconds] as number,
+      linkTtlSeconds: parsed[ENV.linkTtl] as number,
+    },
+  };
+}

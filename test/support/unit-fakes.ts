@@ -1,0 +1,82 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
+import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
+import { PROFILE_BEGIN, PROFILE_END } from '#domain/agent-output.ts';
+import type { CommandState, Discovery, Dispatcher, FlinkNode, Logger } from '#domain/ports.ts';
+import { DEFAULT_SETTINGS, ProfilerService, type ProfilerSettings } from '#domain/profiler-service.ts';
+import type { Run } from '#domain/run.ts';
+import { createApp } from '#http/app.ts';
+
+/**
+ * Stand-ins for the two ports that touch processes, for the unit tier only (no processes, no network):
+ * a fixed list of nodes, and a dispatcher that records what it was asked to run. The end-to-end tier runs
+ * the real ones against real JVMs.
+ */
+export class StaticDiscovery implements Discovery {
+  constructor(public nodes: FlinkNode[]) {}
+  async listClusters() {
+    return [{ id: 'local', nodes: this.nodes.length }];
+  }
+  async listNodes(cluster: string) {
+    return cluster === 'local' ? this.nodes : undefined;
+  }
+}
+
+export class RecordingDispatcher implements Dispatcher {
+  readonly dispatched: Array<{ run: Run; node: FlinkNode }> = [];
+  /** What `inspect` answers, per run id; runs not listed are 'running'. */
+  readonly states = new Map<string, CommandState>();
+  failWith?: Error;
+
+  async dispatch(run: Run, node: FlinkNode): Promise<string> {
+    if (this.failWith) throw this.failWith;
+    this.dispatched.push({ run, node });
+    return `command-${this.dispatched.length}`;
+  }
+  async inspect(run: Run): Promise<CommandState> {
+    return this.states.get(run.id) ?? { state: 'running' };
+  }
+}
+
+export const silentLog: Logger = { info() {}, warn() {}, error() {} };
+
+/** What the node agent prints for a finished profile of `html`. */
+export function finishedAgentStdout(html: string, mode = 'ITIMER'): string {
+  const payload = gzipSync(Buffer.from(html)).toString('base64').replace(/.{76}/g, '$&\n');
+  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} message=Profiling Successful\n${PROFILE_BEGIN}\n${payload}\n${PROFILE_END}\n`;
+}
+
+export const FLAME_GRAPH =
+  '<!DOCTYPE html>\n<html><head><title>Flame Graph</title></head><body>fakeFlinkHotLoop</body></html>\n';
+
+export const TM: FlinkNode = { id: '4242-100', role: 'taskmanager', host: 'test-host', pid: 4242, reachable: true };
+export const JM: FlinkNode = { id: '4141-90', role: 'jobmanager', host: 'test-host', pid: 4141, reachable: true };
+
+/** A service over real SQLite (in memory) and a real directory, with a clock the test moves. */
+export function createTestService(settings: Partial<ProfilerSettings> = {}) {
+  const clock = { now: Date.UTC(2026, 10, 27, 10, 0, 0) };
+  const dir = mkdtempSync(join(tmpdir(), 'ffp-unit-'));
+  const runs = new SqliteRunStore(':memory:');
+  const artifacts = new DirectoryArtifactStore(
+    join(dir, 'artifacts'),
+    Buffer.from('unit-test-secret-0123456789'),
+    () => 'http://profiler.test',
+    () => clock.now,
+  );
+  const dispatcher = new RecordingDispatcher();
+  const discovery = new StaticDiscovery([JM, TM]);
+  const profiler = new ProfilerService({
+    runs,
+    artifacts,
+    dispatcher,
+    discovery,
+    settings: { ...DEFAULT_SETTINGS, ...settings },
+    log: silentLog,
+    now: () => clock.now,
+  });
+  const app = createApp({ profiler, log: silentLog });
+  return { app, profiler, runs, artifacts, dispatcher, discovery, clock, dir };
+}

@@ -1,0 +1,29 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** Tiers by file name: `*.unit.test.ts` (no network, no processes) and `*.e2e.test.ts` (real JVMs, real async-profiler). */
+export default defineConfig({
+  test: {
+    root,
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.unit.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.e2e.test.ts'],
+          globalSetup: ['test/support/e2e-global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          // Profiles take wall-clock time and the machine has two cores: run e2e files one at a time.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
