@@ -9,6 +9,9 @@ export interface RunOutcome {
   artifactKey: string | null;
 }
 
+/** A target, or all targets of a role in a cluster when `node` is left out. */
+export type TargetSelector = Omit<Target, 'node'> & { node?: string };
+
 export interface RunFilter {
   cluster?: string;
   node?: string;
@@ -39,7 +42,8 @@ export interface RunStore {
   listForTarget(target: Target, limit: number): Promise<Run[]>;
   /** Runs across targets, newest first, filtered and paged. */
   list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage>;
-  findByOutputFile(target: Target, outputFile: string): Promise<Run | undefined>;
+  /** The run whose flame graph is `outputFile`, among a target's runs (or a role's runs in a cluster, when `node` is left out). */
+  findByOutputFile(target: TargetSelector, outputFile: string): Promise<Run | undefined>;
   /** Every run still RUNNING, oldest first. */
   listRunning(): Promise<Run[]>;
   /** Deletes a target's runs beyond the newest `keep`, returning the deleted runs. */

@@ -82,10 +82,12 @@ export class ProfilerService {
   private readonly deps: ProfilerDependencies;
   private readonly now: () => number;
   private readonly newId: () => string;
+  private readonly requestSchema: ReturnType<typeof runRequestSchema>;
 
   constructor(deps: ProfilerDependencies) {
     this.deps = deps;
     this.settings = deps.settings;
+    this.requestSchema = runRequestSchema(deps.settings.maxDurationSeconds);
     this.now = deps.now ?? Date.now;
     this.newId = deps.newId ?? (() => crypto.randomUUID());
   }
@@ -105,16 +107,12 @@ export class ProfilerService {
     return this.deps.discovery.listClusters();
   }
 
-  /**
-   * Resolves the target of a request. A JobManager may be named by role alone when the cluster has one;
-   * a node that is gone still resolves for reading (`forReading`) while it has history.
-   */
-  async resolveTarget(
+  /** Finds the node to profile. A JobManager may be named by role alone when the cluster has exactly one. */
+  private async resolveTarget(
     cluster: string,
     role: Role,
     node?: string,
-    forReading = false,
-  ): Promise<{ target: Target; node?: FlinkNode }> {
+  ): Promise<{ target: Target; node: FlinkNode }> {
     const nodes = await this.deps.discovery.listNodes(cluster);
     if (!nodes) throw new NotFoundError(`cluster '${cluster}' not found`);
     const candidates = nodes.filter((n) => n.role === role && (node === undefined || n.id === node));
@@ -122,11 +120,7 @@ export class ProfilerService {
       const [found] = candidates as [FlinkNode];
       return { target: { cluster, role, node: found.id }, node: found };
     }
-    if (node !== undefined) {
-      const target = { cluster, role, node };
-      if (forReading && (await this.deps.runs.listForTarget(target, 1)).length > 0) return { target };
-      throw new NotFoundError(`${role} '${node}' not found in cluster '${cluster}'`);
-    }
+    if (node !== undefined) throw new NotFoundError(`${role} '${node}' not found in cluster '${cluster}'`);
     if (candidates.length === 0) throw new NotFoundError(`no ${role} found in cluster '${cluster}'`);
     throw new ConflictError(
       `cluster '${cluster}' has ${candidates.length} ${role}s (${candidates.map((n) => n.id).join(', ')}); name the node to profile`,
@@ -139,9 +133,8 @@ export class ProfilerService {
    * profiler failures), never RUNNING.
    */
   async startRun(request: StartRunRequest): Promise<RunView> {
-    const { mode, duration } = parseOrThrow(runRequestSchema(this.settings.maxDurationSeconds), request.body);
+    const { mode, duration } = parseOrThrow(this.requestSchema, request.body);
     const { target, node } = await this.resolveTarget(request.cluster, request.role, request.node);
-    if (!node) throw new NotFoundError(`${target.role} '${target.node}' not found in cluster '${target.cluster}'`);
 
     const run: Run = {
       ...target,
@@ -251,10 +244,19 @@ export class ProfilerService {
     return this.view(run);
   }
 
-  /** A target's history, newest first, as Flink's profilingList. */
+  /**
+   * A target's history, newest first, as Flink's profilingList. For the JobManager endpoint (no node) it
+   * is the history of the cluster's JobManagers. History is read from the store first: a node that has
+   * stopped keeps its history, and reads cost no discovery.
+   */
   async listTargetRuns(cluster: string, role: Role, node?: string): Promise<RunView[]> {
-    const { target } = await this.resolveTarget(cluster, role, node, true);
-    const runs = await this.deps.runs.listForTarget(target, this.settings.historySize);
+    const runs =
+      node === undefined
+        ? (await this.deps.runs.list({ cluster, role }, this.settings.historySize)).runs
+        : await this.deps.runs.listForTarget({ cluster, role, node }, this.settings.historySize);
+    // No history: tell an unknown cluster or node (404) from a known one with nothing yet ([]).
+    if (runs.length === 0 && node !== undefined) await this.resolveTarget(cluster, role, node);
+    if (runs.length === 0 && node === undefined) await this.requireCluster(cluster);
     return Promise.all(runs.map((run) => this.view(run)));
   }
 
@@ -267,12 +269,19 @@ export class ProfilerService {
     return { ...page, runs: await Promise.all(page.runs.map((run) => this.view(run))) };
   }
 
-  /** A short-lived link that downloads a target's flame graph by its output file name. */
+  /** A short-lived link that downloads a flame graph by its output file name. */
   async downloadLink(cluster: string, role: Role, node: string | undefined, outputFile: string): Promise<string> {
-    const { target } = await this.resolveTarget(cluster, role, node, true);
-    const run = await this.deps.runs.findByOutputFile(target, outputFile);
-    if (!run?.artifactKey) throw new NotFoundError(`file '${outputFile}' not found for ${describeTarget(target)}`);
+    const run = await this.deps.runs.findByOutputFile({ cluster, role, node }, outputFile);
+    if (!run?.artifactKey) {
+      const where =
+        node === undefined ? `the ${role} of cluster '${cluster}'` : describeTarget({ cluster, role, node });
+      throw new NotFoundError(`file '${outputFile}' not found for ${where}`);
+    }
     return this.link(run.artifactKey, outputFile, 'attachment');
+  }
+
+  private async requireCluster(cluster: string): Promise<void> {
+    if (!(await this.deps.discovery.listNodes(cluster))) throw new NotFoundError(`cluster '${cluster}' not found`);
   }
 
   private link(key: string, fileName: string, disposition: LinkDisposition): Promise<string> {

@@ -183,6 +183,9 @@ export function createApp({ profiler, log }: AppDependencies): OpenAPIHono {
   app.notFound((c) => c.json({ errors: [`no such endpoint: ${c.req.method} ${c.req.path}`] }, 404));
   app.onError((error, c) => {
     if (error instanceof DomainError) return c.json({ errors: error.reasons }, error.status);
+    if (error instanceof HTTPException && error.status === 415) {
+      return c.json({ errors: ['Content-Type: must be application/json'] }, 415);
+    }
     if (error instanceof HTTPException && error.status < 500) {
       return c.json({ errors: [`body: ${error.message}`] }, error.status);
     }

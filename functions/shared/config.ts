@@ -27,7 +27,7 @@ const settingsSchema = z.object({
   [ENV.maxDuration]: wholeNumber(1, 3600).default(DEFAULT_SETTINGS.maxDurationSeconds),
   [ENV.historySize]: wholeNumber(1, 1000).default(DEFAULT_SETTINGS.historySize),
   [ENV.graceSeconds]: wholeNumber(5, 3600).default(DEFAULT_SETTINGS.graceSeconds),
-  [ENV.linkTtl]: wholeNumber(10, 7 * 24 * 3600).default(DEFAULT_SETTINGS.linkTtlSeconds),
+  [ENV.linkTtl]: wholeNumber(1, 7 * 24 * 3600).default(DEFAULT_SETTINGS.linkTtlSeconds),
 });
 
 const localSchema = settingsSchema.extend({

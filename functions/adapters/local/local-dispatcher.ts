@@ -66,7 +66,7 @@ export class LocalDispatcher implements Dispatcher {
       closeSync(stderr);
     }
     const pid = child.pid as number;
-    const record: AgentRecord = { runId: run.id, pid, startTime: (await processStartTime(pid)) ?? '' };
+    const record: AgentRecord = { runId: run.id, pid, startTime: processStartTime(pid) ?? '' };
     await writeFile(join(dir, 'agent.json'), JSON.stringify(record));
 
     const limitSeconds = run.duration + this.options.timeoutMarginSeconds;
@@ -94,7 +94,7 @@ export class LocalDispatcher implements Dispatcher {
     }
     const dir = join(this.options.commandsDir, run.commandId);
     const record = await readJson<AgentRecord>(join(dir, 'agent.json'));
-    if (record?.startTime && (await processStartTime(record.pid)) === record.startTime) {
+    if (record?.startTime && processStartTime(record.pid) === record.startTime) {
       return { state: 'running' };
     }
     const output = await this.readOutput(dir, null);

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { ValidationError } from '#domain/errors.ts';
-import type { RunFilter, RunOutcome, RunPage, RunStore } from '#domain/ports.ts';
+import type { RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
 import type { Run, Target } from '#domain/run.ts';
 
 interface RunRow {
@@ -178,10 +178,13 @@ export class SqliteRunStore implements RunStore {
     return rows.length > limit && last ? { runs, nextToken: encodeToken(last) } : { runs };
   }
 
-  async findByOutputFile(target: Target, outputFile: string): Promise<Run | undefined> {
+  async findByOutputFile(target: TargetSelector, outputFile: string): Promise<Run | undefined> {
     const row = this.db
-      .prepare('SELECT * FROM runs WHERE cluster = ? AND node = ? AND role = ? AND output_file = ?')
-      .get(target.cluster, target.node, target.role, outputFile) as RunRow | undefined;
+      .prepare(
+        `SELECT * FROM runs WHERE cluster = @cluster AND role = @role AND output_file = @outputFile
+         AND (@node IS NULL OR node = @node)`,
+      )
+      .get({ cluster: target.cluster, role: target.role, node: target.node ?? null, outputFile }) as RunRow | undefined;
     return row && toRun(row);
   }
 

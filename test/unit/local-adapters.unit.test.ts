@@ -1,0 +1,195 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
+import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
+import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
+import { FLINK_MAIN_CLASSES, flinkRoleOf } from '#domain/flink-entrypoints.ts';
+import type { Run } from '#domain/run.ts';
+import { ConfigError, readLocalConfig } from '#shared/config.ts';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'ffp-adapters-'));
+
+function runOf(overrides: Partial<Run> = {}): Run {
+  return {
+    id: crypto.randomUUID(),
+    cluster: 'local',
+    node: 'n1',
+    role: 'taskmanager',
+    mode: 'ITIMER',
+    duration: 30,
+    status: 'RUNNING',
+    triggerTime: 1_000,
+    finishedTime: null,
+    message: null,
+    outputFile: null,
+    commandId: null,
+    artifactKey: null,
+    requestedBy: null,
+    ruleId: null,
+    ...overrides,
+  };
+}
+
+describe('SqliteRunStore', () => {
+  it('keeps runs in its file across a reopen', async () => {
+    const file = join(tmp(), 'runs.sqlite');
+    const first = new SqliteRunStore(file);
+    const run = runOf();
+    await first.insertRunning(run);
+    await first.finish(run.id, {
+      status: 'FAILED',
+      finishedTime: 2_000,
+      message: 'x',
+      outputFile: null,
+      artifactKey: null,
+    });
+    first.close();
+    const reopened = new SqliteRunStore(file);
+    expect(await reopened.get(run.id)).toMatchObject({ status: 'FAILED', message: 'x', finishedTime: 2_000 });
+    reopened.close();
+  });
+
+  it('refuses a second RUNNING run of a target in the insert itself, naming the holder', async () => {
+    const store = new SqliteRunStore(':memory:');
+    const holder = runOf();
+    expect(await store.insertRunning(holder)).toEqual({ inserted: true });
+    expect(await store.insertRunning(runOf())).toEqual({ inserted: false, runningRunId: holder.id });
+    expect(await store.insertRunning(runOf({ role: 'jobmanager' }))).toEqual({ inserted: true });
+  });
+
+  it('finishes a run only once', async () => {
+    const store = new SqliteRunStore(':memory:');
+    const run = runOf();
+    await store.insertRunning(run);
+    const outcome = {
+      status: 'FINISHED',
+      finishedTime: 5,
+      message: 'ok',
+      outputFile: 'f.html',
+      artifactKey: 'k',
+    } as const;
+    expect(await store.finish(run.id, outcome)).toMatchObject({ status: 'FINISHED' });
+    expect(await store.finish(run.id, { ...outcome, status: 'FAILED' })).toBeUndefined();
+  });
+});
+
+describe('DirectoryArtifactStore links', () => {
+  const secret = Buffer.from('another-unit-test-secret');
+  const setup = () => {
+    const clock = { now: 1_800_000_000_000 };
+    const store = new DirectoryArtifactStore(
+      tmp(),
+      secret,
+      () => 'http://x',
+      () => clock.now,
+    );
+    return { store, clock };
+  };
+  const queryOf = (link: string) => Object.fromEntries(new URL(link).searchParams);
+
+  it('opens a valid link until it expires, then refuses it', async () => {
+    const { store, clock } = setup();
+    await store.put('profiles/a/b.html', gzipSync('<html></html>'));
+    const link = await store.link('profiles/a/b.html', {
+      fileName: 'b.html',
+      disposition: 'inline',
+      expiresInSeconds: 60,
+    });
+    expect(new URL(link).pathname).toBe('/artifacts/b.html');
+    expect((await store.open(queryOf(link))).fileName).toBe('b.html');
+    clock.now += 61_000;
+    await expect(store.open(queryOf(link))).rejects.toMatchObject({
+      status: 403,
+      reasons: [expect.stringMatching(/expired/)],
+    });
+  });
+
+  it('refuses a link whose key, disposition, expiry or signature was changed', async () => {
+    const { store } = setup();
+    await store.put('profiles/a/b.html', gzipSync('<html></html>'));
+    await store.put('profiles/a/c.html', gzipSync('<html></html>'));
+    const query = queryOf(
+      await store.link('profiles/a/b.html', { fileName: 'b.html', disposition: 'inline', expiresInSeconds: 60 }),
+    );
+    for (const change of [
+      { key: 'profiles/a/c.html' },
+      { disposition: 'attachment' },
+      { expires: String(Number(query.expires) + 1) },
+      { signature: `${query.signature?.slice(0, -1)}0` },
+      { signature: '' },
+    ]) {
+      await expect(store.open({ ...query, ...change }), JSON.stringify(change)).rejects.toMatchObject({ status: 403 });
+    }
+  });
+
+  it('refuses keys outside its directory and forgets deleted objects', async () => {
+    const { store } = setup();
+    await expect(store.put('../escape.html', Buffer.from(''))).rejects.toMatchObject({ status: 400 });
+    await store.put('profiles/a/b.html', gzipSync('<html></html>'));
+    const link = await store.link('profiles/a/b.html', {
+      fileName: 'b.html',
+      disposition: 'attachment',
+      expiresInSeconds: 60,
+    });
+    await store.delete(['profiles/a/b.html', 'profiles/never/was.html']);
+    await expect(store.open(queryOf(link))).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe('Flink JVM discovery', () => {
+  it('knows a Flink JVM by its main class', () => {
+    expect(
+      flinkRoleOf([
+        'java',
+        '-cp',
+        'x.jar',
+        'org.apache.flink.runtime.taskexecutor.TaskManagerRunner',
+        '--configDir',
+        '/c',
+      ]),
+    ).toBe('taskmanager');
+    expect(flinkRoleOf(['java', 'org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint'])).toBe(
+      'jobmanager',
+    );
+    expect(flinkRoleOf(['java', '-jar', 'app.jar', '--name', 'TaskManagerRunner'])).toBeUndefined();
+  });
+
+  it('lists the same main classes as the node agent script', () => {
+    const script = readFileSync(new URL('../../functions/node-agent/profile-flink-jvm.sh', import.meta.url), 'utf8');
+    const block = /BEGIN FLINK MAIN CLASSES[^\n]*\n([\s\S]*?)# ---- END FLINK MAIN CLASSES/.exec(script)?.[1] ?? '';
+    const listIn = (name: string) =>
+      (new RegExp(`${name}=\\(([^)]*)\\)`).exec(block)?.[1] ?? '').split(/\s+/).filter(Boolean);
+    expect(listIn('JOBMANAGER_MAIN_CLASSES')).toEqual(FLINK_MAIN_CLASSES.jobmanager);
+    expect(listIn('TASKMANAGER_MAIN_CLASSES')).toEqual(FLINK_MAIN_CLASSES.taskmanager);
+  });
+
+  it('answers only for the local cluster', async () => {
+    const discovery = new ProcDiscovery();
+    expect(await discovery.listNodes('prod')).toBeUndefined();
+    expect(Array.isArray(await discovery.listNodes('local'))).toBe(true);
+  });
+});
+
+describe('local configuration', () => {
+  it('has the documented defaults', () => {
+    expect(readLocalConfig({})).toEqual({
+      port: 8080,
+      host: '127.0.0.1',
+      publicUrl: undefined,
+      dataDir: '.data',
+      linkSecret: undefined,
+      asprof: undefined,
+      settings: { maxDurationSeconds: 300, historySize: 10, graceSeconds: 60, linkTtlSeconds: 900 },
+    });
+  });
+
+  it('names each bad variable and its rule', () => {
+    const read = () => readLocalConfig({ PORT: 'http', FLINK_PROFILER_HISTORY_SIZE: '0' });
+    expect(read).toThrow(ConfigError);
+    expect(read).toThrow('PORT: must be a whole number from 0 to 65535');
+    expect(read).toThrow('FLINK_PROFILER_HISTORY_SIZE: must be a whole number from 1 to 1000');
+  });
+});
