@@ -67,6 +67,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
     commandsDir: join(dataDir, 'commands'),
     scriptPath: NODE_AGENT_SCRIPT,
     asprof,
+    agentTmpDir: config.agentTmpDir,
     timeoutMarginSeconds: config.settings.graceSeconds,
     onCommandEnded: (runId, output) => (profiler as ProfilerService).completeRun(runId, output),
     log,

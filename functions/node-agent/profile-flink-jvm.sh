@@ -24,6 +24,7 @@
 #
 # Portable to bash 4.2 (Amazon Linux 2): no mapfile -d, no EPOCHREALTIME, no empty "${array[@]}" under set -u.
 
+# shellcheck disable=SC2317 # the trap handlers below are only called indirectly
 set -euo pipefail
 export LC_ALL=C
 umask 077
@@ -61,6 +62,7 @@ pid=''
 jvm_start_time=''
 start_attempted=0
 start_failed=0
+profile_done=0
 sleep_pid=''
 
 log() { printf '%s flink-profiler: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -70,7 +72,7 @@ fail() {
   local code=$1 message=$2
   if [[ $result_sent == 0 ]]; then
     result_sent=1
-    message=${message//[$'\n\r\t']/ }
+    message=${message//[[:cntrl:]]/ }
     printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" "$message" >&3
     log "FAILED: $message"
   fi
@@ -117,7 +119,7 @@ on_exit() {
 on_signal() {
   local name=$1 code=$2
   trap - TERM INT HUP
-  if [[ $start_attempted == 1 && $start_failed == 0 ]] && jvm_alive; then
+  if [[ $start_attempted == 1 && $start_failed == 0 && $profile_done == 0 ]] && jvm_alive; then
     # Without this the profiler would keep sampling in the JVM until its --timeout.
     log "received SIG$name: stopping the profiler in process $pid"
     timeout -k 2 10 "$asprof" stop "$pid" >/dev/null 2>&1 3>&- || true
@@ -153,15 +155,21 @@ if [[ ! $run_id =~ ^[A-Za-z0-9-]{1,64}$ ]]; then
   fail $EXIT_BAD_INPUT "Invalid run id '$(shown "$run_id")': use 1 to 64 letters, digits or dashes"
 fi
 case $role in
-  jobmanager) role_label=JobManager main_classes=("${JOBMANAGER_MAIN_CLASSES[@]}") ;;
-  taskmanager) role_label=TaskManager main_classes=("${TASKMANAGER_MAIN_CLASSES[@]}") ;;
+  jobmanager)
+    role_label=JobManager
+    main_classes=("${JOBMANAGER_MAIN_CLASSES[@]}")
+    ;;
+  taskmanager)
+    role_label=TaskManager
+    main_classes=("${TASKMANAGER_MAIN_CLASSES[@]}")
+    ;;
   *) fail $EXIT_BAD_INPUT "Invalid role '$(shown "$role")': use jobmanager or taskmanager" ;;
 esac
 if [[ ! $duration_in =~ ^[0-9]{1,4}$ ]] || ((10#$duration_in < 1 || 10#$duration_in > 3600)); then
   fail $EXIT_BAD_INPUT "Invalid duration '$(shown "$duration_in")': use whole seconds from 1 to 3600"
 fi
 duration=$((10#$duration_in))
-event=$(printf '%s' "$mode" | tr 'A-Z' 'a-z')
+event=${mode,,}
 
 tmp_base=${FLINK_PROFILER_TMPDIR:-${TMPDIR:-/tmp}}
 if [[ $tmp_base != /* || ! -d $tmp_base ]]; then
@@ -273,13 +281,18 @@ if [[ -n $pid ]]; then
 else
   candidates=()
   not_jvms=()
+  unreadable=()
   for proc_dir in /proc/[0-9]*; do
     p=${proc_dir#/proc/}
     [[ $p != "$$" && $p != "$BASHPID" ]] || continue
     classify_process "$p" || continue
     [[ $proc_role == "$role" ]] || continue
     # Wrappers (sudo, timeout, a JVM still starting) carry the class name too: only a JVM counts.
-    if is_jvm "$p" && proc_start_time "$p" >/dev/null; then
+    jvm_rc=0
+    is_jvm "$p" || jvm_rc=$?
+    if [[ $jvm_rc == 2 ]]; then
+      [[ ! -d /proc/$p ]] || unreadable+=("$p")
+    elif [[ $jvm_rc == 0 ]] && proc_start_time "$p" >/dev/null; then
       candidates+=("$p")
     else
       not_jvms+=("$p")
@@ -289,6 +302,9 @@ else
     message="No Flink $role_label JVM found on this node (looked for main classes ${main_classes[*]})"
     if [[ ${#not_jvms[@]} -gt 0 ]]; then
       message+="; processes ${not_jvms[*]} name such a class but are not (yet) JVMs"
+    fi
+    if [[ ${#unreadable[@]} -gt 0 ]]; then
+      message+="; cannot read the memory maps of processes ${unreadable[*]} (run the node agent as root)"
     fi
     fail $EXIT_NO_JVM "$message"
   elif [[ ${#candidates[@]} -gt 1 ]]; then
@@ -311,10 +327,10 @@ fi
 # ---- Scratch directory -----------------------------------------------------------------------------
 
 jvm_uid='' jvm_gid=''
-while read -r key a b _; do
+while read -r key _ effective _; do
   case $key in
-    Uid:) jvm_uid=$b ;;
-    Gid:) jvm_gid=$b ;;
+    Uid:) jvm_uid=$effective ;;
+    Gid:) jvm_gid=$effective ;;
   esac
 done 2>/dev/null <"/proc/$pid/status" || true
 if [[ ! $jvm_uid =~ ^[0-9]+$ || ! $jvm_gid =~ ^[0-9]+$ ]]; then
@@ -375,9 +391,20 @@ explain_asprof_failure() {
 
 # --timeout makes the agent inside the JVM stop and write the file by itself, so a profile never keeps
 # running when this script is killed (SSM timeout or cancel sends SIGKILL).
+start_profiler() {
+  run_asprof start -e "$event" --timeout "$duration" -f "$out_file" "$pid"
+  if [[ -n $asprof_out ]]; then printf '%s\n' "$asprof_out" | sed 's/^/asprof: /' >&2; fi
+}
 start_attempted=1
-run_asprof start -e "$event" --timeout "$duration" -f "$out_file" "$pid"
-if [[ -n $asprof_out ]]; then printf '%s\n' "$asprof_out" | sed 's/^/asprof: /' >&2; fi
+start_profiler
+# async-profiler 4.x falls back to ctimer by itself; older releases refuse CPU without perf events, where
+# ITIMER (what Flink recommends then) still works. The result line then says mode=ITIMER.
+if [[ $asprof_rc != 0 && $mode == CPU && $asprof_out == *"erf events"* ]]; then
+  log "perf events are unavailable for CPU mode: profiling in ITIMER mode instead"
+  event=itimer
+  result_mode=ITIMER
+  start_profiler
+fi
 if [[ $asprof_rc != 0 ]]; then
   start_failed=1
   jvm_alive || fail $EXIT_PROCESS_EXITED "Start profiler failed. Process $pid exited during profiling"
@@ -416,6 +443,7 @@ while (($(date +%s) < deadline)); do
   nap 0.5
 done
 
+profile_done=$finished
 if [[ $finished == 0 ]]; then
   jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
   if ((inactive_without_file >= 3)); then
@@ -429,6 +457,8 @@ fi
 
 # The scratch directory belongs to the JVM's user, who could plant a link there: read the file without
 # following a symlink, and only if the JVM's user owns it and it has no other hard link.
+file_uid=''
+file_links=''
 read -r file_uid file_links < <(stat -c '%u %h' -- "$out_file") || file_uid=''
 if [[ $file_uid != "$jvm_uid" || $file_links != 1 ]]; then
   fail $EXIT_STOP_FAILED "Stop profiler failed. $out_file is not a plain file written by the JVM's user (uid $jvm_uid)"
@@ -439,6 +469,6 @@ encoded=$(dd if="$out_file" iflag=nofollow bs=65536 status=none | gzip -c | base
 
 result_sent=1
 printf 'FLINK_PROFILER_RESULT status=FINISHED pid=%s mode=%s message=Profiling Successful\n-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' \
-  "$pid" "$mode" "$encoded" >&3
+  "$pid" "$result_mode" "$encoded" >&3
 log "finished: $(stat -c %s -- "$out_file") bytes of HTML, ${#encoded} characters of base64"
 exit 0

@@ -14,6 +14,7 @@ export const ENV = {
   linkTtl: 'FLINK_PROFILER_LINK_TTL',
   linkSecret: 'FLINK_PROFILER_LINK_SECRET',
   asprof: 'ASPROF',
+  agentTmpDir: 'FLINK_PROFILER_TMPDIR',
 } as const;
 
 const wholeNumber = (min: number, max: number) =>
@@ -37,6 +38,7 @@ const localSchema = settingsSchema.extend({
   [ENV.dataDir]: z.string().min(1).default('.data'),
   [ENV.linkSecret]: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
   [ENV.asprof]: z.string().min(1).optional(),
+  [ENV.agentTmpDir]: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
 });
 
 /** Thrown when the environment holds a bad setting; the message names each variable and its rule. */
@@ -58,6 +60,8 @@ export interface LocalConfig {
   dataDir: string;
   linkSecret?: string;
   asprof?: string;
+  /** Where the node agent makes its scratch directories (the profiled JVM's user must be able to enter it). */
+  agentTmpDir?: string;
   settings: ProfilerSettings;
 }
 
@@ -71,6 +75,7 @@ export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConf
     dataDir: parsed[ENV.dataDir] as string,
     linkSecret: parsed[ENV.linkSecret] as string | undefined,
     asprof: parsed[ENV.asprof] as string | undefined,
+    agentTmpDir: parsed[ENV.agentTmpDir] as string | undefined,
     settings: {
       maxDurationSeconds: parsed[ENV.maxDuration] as number,
       historySize: parsed[ENV.historySize] as number,

@@ -51,6 +51,17 @@ describe('POST profiler: validation (400 names the field and the rule)', () => {
     });
   }
 
+  it('asks for JSON when the body is sent as a form (curl -d without a Content-Type)', async () => {
+    const { app } = createTestService();
+    const response = await app.request(TM_PROFILER, {
+      method: 'POST',
+      body: 'mode=ITIMER&duration=30',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(response.status).toBe(415);
+    expect(await errorsOf(response)).toEqual(['Content-Type: must be application/json']);
+  });
+
   it('reports every bad field at once', async () => {
     const { app } = createTestService();
     const errors = await errorsOf(await post(app, TM_PROFILER, { mode: 'X', duration: -1 }));

@@ -182,6 +182,7 @@ describe('local configuration', () => {
       dataDir: '.data',
       linkSecret: undefined,
       asprof: undefined,
+      agentTmpDir: undefined,
       settings: { maxDurationSeconds: 300, historySize: 10, graceSeconds: 60, linkTtlSeconds: 900 },
     });
   });

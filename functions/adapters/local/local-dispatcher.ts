@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import type { CommandOutput, CommandState, Dispatcher, FlinkNode, Logger } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
+import { ENV } from '#shared/config.ts';
 import { processStartTime } from './proc-discovery.ts';
 
 export interface LocalDispatcherOptions {
@@ -13,6 +14,8 @@ export interface LocalDispatcherOptions {
   scriptPath: string;
   /** The asprof the agent runs. */
   asprof: string;
+  /** Base of the agent's scratch directories; the agent's default (TMPDIR or /tmp) when absent. */
+  agentTmpDir?: string;
   /** Seconds an agent may run beyond the profile's duration before it is stopped (SSM: the step timeout margin). */
   timeoutMarginSeconds: number;
   /** Receives every command's output when it ends; a command whose hand-off fails is kept for reconciling. */
@@ -48,6 +51,7 @@ export class LocalDispatcher implements Dispatcher {
           PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
           LANG: 'C.UTF-8',
           ASPROF: this.options.asprof,
+          ...(this.options.agentTmpDir ? { [ENV.agentTmpDir]: this.options.agentTmpDir } : {}),
           SSM_runId: run.id,
           SSM_role: run.role,
           SSM_mode: run.mode,

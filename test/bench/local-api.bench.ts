@@ -1,0 +1,98 @@
+/**
+ * `npm run bench`: latency of the local server's API, measured through its real HTTP port.
+ *
+ * - POST create (a real run against a real JVM; the profile itself is not timed: the client waits for the
+ *   run to end before the next create, so every create finds its target free);
+ * - GET list (a target's history, and /runs across targets);
+ * - the time from the end of a profile (trigger + duration, as the client sees it) to the run being FINISHED
+ *   with a link — agent start-up, async-profiler's write, upload and bookkeeping included.
+ *
+ * Aims (issue "Local mode, end to end"): create p99 under 20 ms; under 1 s from profile end to link.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { installAsyncProfiler } from '#local/async-profiler.ts';
+import { startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
+import { startLocalServerProcess } from '#test/support/local-server-process.ts';
+import { toolsDir } from '#test/support/paths.ts';
+
+const CREATE_SAMPLES = Number(process.env.BENCH_CREATE_SAMPLES ?? 30);
+const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 500);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+function report(name: string, samples: number[]): void {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const fmt = (ms: number) => `${ms.toFixed(2)} ms`.padStart(11);
+  console.log(
+    `${name.padEnd(44)} n=${String(samples.length).padStart(4)}  p50 ${fmt(percentile(sorted, 50))}  p99 ${fmt(percentile(sorted, 99))}  max ${fmt(sorted[sorted.length - 1] ?? Number.NaN)}`,
+  );
+}
+
+async function timed<T>(action: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const result = await action();
+  return [result, performance.now() - start];
+}
+
+const asprof = await installAsyncProfiler(toolsDir);
+const dataDir = mkdtempSync(join(tmpdir(), 'ffp-bench-'));
+const jvm = await startFakeFlinkJvm({ role: 'taskmanager' });
+const server = await startLocalServerProcess({
+  ASPROF: asprof,
+  FLINK_PROFILER_DATA: dataDir,
+  FLINK_PROFILER_HISTORY_SIZE: '10',
+});
+try {
+  const nodes = (await (await fetch(`${server.api}/clusters/local/nodes`)).json()) as {
+    nodes: Array<{ id: string; pid: number }>;
+  };
+  const node = nodes.nodes.find((n) => n.pid === jvm.pid)?.id;
+  if (!node) throw new Error('the benchmark JVM was not discovered');
+  const profiler = `${server.api}/clusters/local/taskmanagers/${node}/profiler`;
+
+  const createMs: number[] = [];
+  const endToLinkMs: number[] = [];
+  for (let i = 0; i < CREATE_SAMPLES; i++) {
+    const [created, ms] = await timed(() =>
+      fetch(profiler, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"mode":"ITIMER","duration":1}',
+      }),
+    );
+    if (created.status !== 200) throw new Error(`create answered ${created.status}: ${await created.text()}`);
+    createMs.push(ms);
+    const run = (await created.json()) as { id: string; duration: number };
+    const profileEnd = performance.now() - ms + run.duration * 1000;
+    for (;;) {
+      const current = (await (await fetch(`${server.api}/runs/${run.id}`)).json()) as { status: string; url?: string };
+      if (current.status === 'FINISHED' && current.url) {
+        endToLinkMs.push(performance.now() - profileEnd);
+        break;
+      }
+      if (current.status === 'FAILED') throw new Error(`run failed: ${JSON.stringify(current)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  const targetListMs: number[] = [];
+  const runsListMs: number[] = [];
+  for (let i = 0; i < LIST_SAMPLES; i++) {
+    targetListMs.push((await timed(async () => (await fetch(profiler)).arrayBuffer()))[1]);
+    runsListMs.push((await timed(async () => (await fetch(`${server.api}/runs?limit=50`)).arrayBuffer()))[1]);
+  }
+
+  console.log(`local server ${server.url}, node ${node}, Node ${process.version}`);
+  report('POST create (ITIMER, 1 s)', createMs);
+  report('GET target history (10 runs, fresh links)', targetListMs);
+  report('GET /runs?limit=50', runsListMs);
+  report('profile end -> FINISHED with link', endToLinkMs);
+} finally {
+  await server.stop();
+  await jvm.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
