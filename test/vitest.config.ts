@@ -3,7 +3,10 @@ import { defineConfig } from 'vitest/config';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Tiers by file name: `*.unit.test.ts` (no network, no processes) and `*.e2e.test.ts` (real JVMs, real async-profiler). */
+/**
+ * Tiers by file name: `*.unit.test.ts` (no network, no processes), `*.e2e.test.ts` (real JVMs, real
+ * async-profiler), `*.integ.test.ts` and `*.contract.test.ts` (adapters against a local AWS endpoint).
+ */
 export default defineConfig({
   test: {
     root,
@@ -21,6 +24,18 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 300_000,
           // Profiles take wall-clock time and the machine has two cores: run e2e files one at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integ',
+          include: ['test/integ/**/*.integ.test.ts', 'test/contract/**/*.contract.test.ts'],
+          globalSetup: ['test/support/moto-global-setup.ts', 'test/support/e2e-global-setup.ts'],
+          setupFiles: ['test/support/aws-env.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 300_000,
           fileParallelism: false,
         },
       },

@@ -44,6 +44,8 @@ export interface RunStore {
   list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage>;
   /** The run whose flame graph is `outputFile`, among a target's runs (or a role's runs in a cluster, when `node` is left out). */
   findByOutputFile(target: TargetSelector, outputFile: string): Promise<Run | undefined>;
+  /** The run that a command runs on a node (the command may run several runs, one per node). */
+  findByCommand(commandId: string, node: string): Promise<Run | undefined>;
   /** Every run still RUNNING, oldest first. */
   listRunning(): Promise<Run[]>;
   /** Deletes a target's runs beyond the newest `keep`, returning the deleted runs. */
@@ -96,10 +98,23 @@ export type CommandState =
   /** Nothing is known of the command any more: the run can only be failed, with this reason. */
   | { state: 'lost'; reason: string };
 
-/** Runs the node agent for a run on its node. */
+/** One run to start on its node. */
+export interface DispatchRequest {
+  run: Run;
+  node: FlinkNode;
+}
+
+/** The command that runs a dispatched run, or why it could not be started. */
+export type DispatchResult = { runId: string; commandId: string } | { runId: string; error: string };
+
+/** Runs the node agent for runs on their nodes. */
 export interface Dispatcher {
-  /** Starts the agent and returns the command id; the command's end reaches the completion code later. */
-  dispatch(run: Run, node: FlinkNode): Promise<string>;
+  /**
+   * Starts the agent for each run (in as few commands as the backend allows) and answers for every run:
+   * its command id, or the reason it could not be started. The end of each command reaches the completion
+   * code later.
+   */
+  dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]>;
   /** Asks where a dispatched command is now (for reconciling runs whose completion never arrived). */
   inspect(run: Run): Promise<CommandState>;
 }

@@ -5,6 +5,8 @@ import type {
   CommandOutput,
   Discovery,
   Dispatcher,
+  DispatchRequest,
+  DispatchResult,
   FlinkNode,
   LinkDisposition,
   Logger,
@@ -159,20 +161,36 @@ export class ProfilerService {
     }
     await this.trimHistory(target);
 
-    try {
-      const commandId = await this.deps.dispatcher.dispatch(run, node);
-      await this.deps.runs.setCommandId(run.id, commandId);
-    } catch (error) {
-      this.deps.log.error('dispatch failed', { runId: run.id, error: String(error) });
-      await this.deps.runs.finish(run.id, {
-        status: 'FAILED',
-        finishedTime: this.now(),
-        message: `Start profiler failed. The node agent could not be started: ${(error as Error).message}`,
-        outputFile: null,
-        artifactKey: null,
-      });
-    }
+    await this.dispatch([{ run, node }]);
     return this.view((await this.deps.runs.get(run.id)) ?? run);
+  }
+
+  /** Dispatches RUNNING runs and records their commands; a run whose agent could not be started is FAILED. */
+  private async dispatch(requests: DispatchRequest[]): Promise<void> {
+    let results: DispatchResult[];
+    try {
+      results = await this.deps.dispatcher.dispatch(requests);
+    } catch (error) {
+      this.deps.log.error('dispatch failed', { runIds: requests.map((r) => r.run.id), error: String(error) });
+      results = requests.map(({ run }) => ({ runId: run.id, error: (error as Error).message }));
+    }
+    for (const result of results) {
+      if ('commandId' in result) {
+        await this.deps.runs.setCommandId(result.runId, result.commandId);
+      } else {
+        await this.fail(result.runId, `Start profiler failed. The node agent could not be started: ${result.error}`);
+      }
+    }
+  }
+
+  /**
+   * Finishes the run of a command on a node, from where the command is now (AWS: on the SSM status-change
+   * event). Idempotent: an unknown command or a run already finished is left alone.
+   */
+  async completeCommand(commandId: string, node: string): Promise<Run | undefined> {
+    const run = await this.deps.runs.findByCommand(commandId, node);
+    if (run?.status !== 'RUNNING') return run;
+    return this.settle(run, false);
   }
 
   /**
@@ -221,21 +239,27 @@ export class ProfilerService {
     for (const run of await this.deps.runs.listRunning()) {
       const overdue = this.now() > deadlineOf(run, this.settings.graceSeconds);
       if (scope === 'overdue' && !overdue) continue;
-      const state = await this.deps.dispatcher.inspect(run);
-      let finished: Run | undefined;
-      if (state.state === 'ended') {
-        finished = await this.completeRun(run.id, state.output);
-      } else if (state.state === 'lost') {
-        finished = await this.fail(run, state.reason);
-      } else if (overdue) {
-        finished = await this.fail(
-          run,
-          `The node agent gave no result within ${run.duration + this.settings.graceSeconds} s of the start (duration ${run.duration} s plus ${this.settings.graceSeconds} s grace); the run was abandoned.`,
-        );
+      try {
+        const finished = await this.settle(run, overdue);
+        if (finished && finished.status !== 'RUNNING') settled.push(finished);
+      } catch (error) {
+        // One run's trouble (say, its output not readable yet) must not hold up the others: next pass.
+        this.deps.log.warn('could not reconcile run', { runId: run.id, error: String(error) });
       }
-      if (finished && finished.status !== 'RUNNING') settled.push(finished);
     }
     return settled;
+  }
+
+  /** Finishes a run from where its command is; a command still running fails the run only when `overdue`. */
+  private async settle(run: Run, overdue: boolean): Promise<Run | undefined> {
+    const state = await this.deps.dispatcher.inspect(run);
+    if (state.state === 'ended') return this.completeRun(run.id, state.output);
+    if (state.state === 'lost') return this.fail(run.id, state.reason);
+    if (!overdue) return run;
+    return this.fail(
+      run.id,
+      `The node agent gave no result within ${run.duration + this.settings.graceSeconds} s of the start (duration ${run.duration} s plus ${this.settings.graceSeconds} s grace); the run was abandoned.`,
+    );
   }
 
   async getRun(id: string): Promise<RunView> {
@@ -297,8 +321,8 @@ export class ProfilerService {
     return { ...run, url, downloadUrl };
   }
 
-  private fail(run: Run, message: string): Promise<Run | undefined> {
-    return this.deps.runs.finish(run.id, {
+  private fail(runId: string, message: string): Promise<Run | undefined> {
+    return this.deps.runs.finish(runId, {
       status: 'FAILED',
       finishedTime: this.now(),
       message,

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError, ValidationError } from '#domain/errors.ts';
 import type { Logger } from '#domain/ports.ts';
@@ -26,6 +27,8 @@ export const API_BASE_PATH = '/api/v1';
 export interface AppDependencies {
   profiler: ProfilerService;
   log: Logger;
+  /** Who is asking, from the request's credentials (AWS: the JWT's claims); null where nobody signs in. */
+  requestedBy?: (c: Context) => string | null;
 }
 
 type ProfilingInfo = z.infer<typeof ProfilingInfoSchema>;
@@ -60,7 +63,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
  * (`app.request`). Bodies, paths and queries are validated by the same zod schemas the OpenAPI document
  * at `/openapi.json` is made of.
  */
-export function createApp({ profiler, log }: AppDependencies): OpenAPIHono {
+export function createApp({ profiler, log, requestedBy = () => null }: AppDependencies): OpenAPIHono {
   const app = new OpenAPIHono({
     defaultHook: (result) => {
       if (!result.success) throw new ValidationError(describeIssues(result.error));
@@ -112,7 +115,13 @@ export function createApp({ profiler, log }: AppDependencies): OpenAPIHono {
       }),
       async (c) => {
         const p = c.req.valid('param') as { cluster: string; node?: string };
-        const run = await profiler.startRun({ cluster: p.cluster, role, node: nodeOf(p), body: c.req.valid('json') });
+        const run = await profiler.startRun({
+          cluster: p.cluster,
+          role,
+          node: nodeOf(p),
+          body: c.req.valid('json'),
+          requestedBy: requestedBy(c),
+        });
         return c.json(toProfilingInfo(run), 200);
       },
     );

@@ -15,6 +15,14 @@ export const ENV = {
   linkSecret: 'FLINK_PROFILER_LINK_SECRET',
   asprof: 'ASPROF',
   agentTmpDir: 'FLINK_PROFILER_TMPDIR',
+  table: 'FLINK_PROFILER_TABLE',
+  bucket: 'FLINK_PROFILER_BUCKET',
+  ssmOutputPrefix: 'FLINK_PROFILER_SSM_OUTPUT_PREFIX',
+  documentName: 'FLINK_PROFILER_DOCUMENT_NAME',
+  documentVersion: 'FLINK_PROFILER_DOCUMENT_VERSION',
+  deliveryTimeout: 'FLINK_PROFILER_DELIVERY_TIMEOUT',
+  clusterTag: 'FLINK_PROFILER_CLUSTER_TAG',
+  roleTag: 'FLINK_PROFILER_ROLE_TAG',
 } as const;
 
 const wholeNumber = (min: number, max: number) =>
@@ -76,11 +84,57 @@ export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConf
     linkSecret: parsed[ENV.linkSecret] as string | undefined,
     asprof: parsed[ENV.asprof] as string | undefined,
     agentTmpDir: parsed[ENV.agentTmpDir] as string | undefined,
-    settings: {
-      maxDurationSeconds: parsed[ENV.maxDuration] as number,
-      historySize: parsed[ENV.historySize] as number,
-      graceSeconds: parsed[ENV.graceSeconds] as number,
-      linkTtlSeconds: parsed[ENV.linkTtl] as number,
-    },
+    settings: settingsOf(parsed),
+  };
+}
+
+function settingsOf(parsed: Record<string, unknown>): ProfilerSettings {
+  return {
+    maxDurationSeconds: parsed[ENV.maxDuration] as number,
+    historySize: parsed[ENV.historySize] as number,
+    graceSeconds: parsed[ENV.graceSeconds] as number,
+    linkTtlSeconds: parsed[ENV.linkTtl] as number,
+  };
+}
+
+const awsSchema = settingsSchema.extend({
+  [ENV.table]: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
+  [ENV.bucket]: z.string({ error: 'is required' }).min(3, { error: 'must be an S3 bucket name' }),
+  [ENV.ssmOutputPrefix]: z.string().min(1).default('ssm-output/'),
+  [ENV.documentName]: z.string({ error: 'is required' }).min(3, { error: 'must be an SSM document name' }),
+  [ENV.documentVersion]: z
+    .string({ error: 'is required' })
+    .regex(/^([1-9]\d*|\$DEFAULT|\$LATEST)$/, { error: 'must be a document version number, $DEFAULT or $LATEST' }),
+  [ENV.deliveryTimeout]: wholeNumber(30, 2_592_000).default(60),
+  [ENV.clusterTag]: z.string().min(1).default('flink-profiler:cluster'),
+  [ENV.roleTag]: z.string().min(1).default('flink-profiler:role'),
+});
+
+export interface AwsConfig {
+  table: string;
+  bucket: string;
+  ssmOutputPrefix: string;
+  documentName: string;
+  documentVersion: string;
+  deliveryTimeoutSeconds: number;
+  clusterTag: string;
+  roleTag: string;
+  settings: ProfilerSettings;
+}
+
+/** Reads and checks the Lambda functions' configuration once, at cold start. */
+export function readAwsConfig(env: NodeJS.ProcessEnv = process.env): AwsConfig {
+  const parsed = parseEnv(awsSchema, env) as Record<string, unknown>;
+  const text = (name: string) => parsed[name] as string;
+  return {
+    table: text(ENV.table),
+    bucket: text(ENV.bucket),
+    ssmOutputPrefix: text(ENV.ssmOutputPrefix),
+    documentName: text(ENV.documentName),
+    documentVersion: text(ENV.documentVersion),
+    deliveryTimeoutSeconds: parsed[ENV.deliveryTimeout] as number,
+    clusterTag: text(ENV.clusterTag),
+    roleTag: text(ENV.roleTag),
+    settings: settingsOf(parsed),
   };
 }

@@ -193,10 +193,14 @@ describe('local mode through the HTTP API', () => {
   });
 
   it('fails the run with a message when the JVM exits mid-profile', async () => {
-    const tm = await startJvm({ role: 'taskmanager', exitAfterSeconds: 2 });
+    const tm = await startJvm({ role: 'taskmanager' });
     const s = await startServer();
     const node = await nodeOf(s, tm);
     const created = await request('POST', tmRunsPath(s, node), { mode: 'ITIMER', duration: 6 });
+    expect(created.body.status).toBe('RUNNING');
+    // Let the agent attach, then take the JVM away as a crash would.
+    await new Promise((r) => setTimeout(r, 1500));
+    process.kill(tm.pid, 'SIGKILL');
     const run = await waitForRun(s, created.body.id);
     expect(run.status).toBe('FAILED');
     expect(run.message).toMatch(/exited/);

@@ -5,7 +5,15 @@ import { gzipSync } from 'node:zlib';
 import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
 import { PROFILE_BEGIN, PROFILE_END } from '#domain/agent-output.ts';
-import type { CommandState, Discovery, Dispatcher, FlinkNode, Logger } from '#domain/ports.ts';
+import type {
+  CommandState,
+  Discovery,
+  Dispatcher,
+  DispatchRequest,
+  DispatchResult,
+  FlinkNode,
+  Logger,
+} from '#domain/ports.ts';
 import { DEFAULT_SETTINGS, ProfilerService, type ProfilerSettings } from '#domain/profiler-service.ts';
 import type { Run } from '#domain/run.ts';
 import { createApp } from '#http/app.ts';
@@ -31,10 +39,12 @@ export class RecordingDispatcher implements Dispatcher {
   readonly states = new Map<string, CommandState>();
   failWith?: Error;
 
-  async dispatch(run: Run, node: FlinkNode): Promise<string> {
+  async dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]> {
     if (this.failWith) throw this.failWith;
-    this.dispatched.push({ run, node });
-    return `command-${this.dispatched.length}`;
+    return requests.map(({ run, node }) => {
+      this.dispatched.push({ run, node });
+      return { runId: run.id, commandId: `command-${this.dispatched.length}` };
+    });
   }
   async inspect(run: Run): Promise<CommandState> {
     return this.states.get(run.id) ?? { state: 'running' };

@@ -2,8 +2,17 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CommandOutput, CommandState, Dispatcher, FlinkNode, Logger } from '#domain/ports.ts';
+import type {
+  CommandOutput,
+  CommandState,
+  Dispatcher,
+  DispatchRequest,
+  DispatchResult,
+  FlinkNode,
+  Logger,
+} from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
+import { agentEnvironment, agentParameters } from '#node-agent/agent-parameters.ts';
 import { ENV } from '#shared/config.ts';
 import { processStartTime } from './proc-discovery.ts';
 
@@ -38,7 +47,20 @@ interface AgentRecord {
 export class LocalDispatcher implements Dispatcher {
   constructor(private readonly options: LocalDispatcherOptions) {}
 
-  async dispatch(run: Run, node: FlinkNode): Promise<string> {
+  async dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]> {
+    // One child process per run, as SSM runs one command invocation per instance.
+    return Promise.all(
+      requests.map(async ({ run, node }) => {
+        try {
+          return { runId: run.id, commandId: await this.start(run, node) };
+        } catch (error) {
+          return { runId: run.id, error: (error as Error).message };
+        }
+      }),
+    );
+  }
+
+  private async start(run: Run, node: FlinkNode): Promise<string> {
     const commandId = `local-${crypto.randomUUID()}`;
     const dir = join(this.options.commandsDir, commandId);
     await mkdir(dir, { recursive: true });
@@ -52,11 +74,7 @@ export class LocalDispatcher implements Dispatcher {
           LANG: 'C.UTF-8',
           ASPROF: this.options.asprof,
           ...(this.options.agentTmpDir ? { [ENV.agentTmpDir]: this.options.agentTmpDir } : {}),
-          SSM_runId: run.id,
-          SSM_role: run.role,
-          SSM_mode: run.mode,
-          SSM_duration: String(run.duration),
-          SSM_pid: node.pid === undefined ? '' : String(node.pid),
+          ...agentEnvironment(agentParameters(run, run.id, node.pid)),
         },
         stdio: ['ignore', stdout, stderr],
         detached: true,

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_running_per_target ON runs (cluster, node, role) WHERE status = 'RUNNING';
 CREATE INDEX IF NOT EXISTS runs_by_target ON runs (cluster, node, role, trigger_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (trigger_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_command ON runs (command_id, node) WHERE command_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_output_file ON runs (cluster, node, role, output_file) WHERE output_file IS NOT NULL;
 `;
 
@@ -185,6 +186,13 @@ export class SqliteRunStore implements RunStore {
          AND (@node IS NULL OR node = @node)`,
       )
       .get({ cluster: target.cluster, role: target.role, node: target.node ?? null, outputFile }) as RunRow | undefined;
+    return row && toRun(row);
+  }
+
+  async findByCommand(commandId: string, node: string): Promise<Run | undefined> {
+    const row = this.db.prepare('SELECT * FROM runs WHERE command_id = ? AND node = ?').get(commandId, node) as
+      | RunRow
+      | undefined;
     return row && toRun(row);
   }
 

@@ -1,0 +1,28 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/**
+ * The AWS SDK clients, built once per Lambda container with empty configuration: region, credentials
+ * and endpoint come from the environment, so `AWS_ENDPOINT_URL` alone points them at a local endpoint.
+ */
+export function createAwsClients() {
+  return {
+    dynamo: DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    s3: new S3Client({}),
+    // Presigned GETs must carry no checksum parameters: a browser fetching the link sends none.
+    s3Signer: new S3Client({
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    }),
+    // Fan-outs to many nodes meet SSM's rate limits: adaptive mode backs off with jitter and paces the client.
+    ssm: new SSMClient({ retryMode: 'adaptive', maxAttempts: 8 }),
+    ec2: new EC2Client({}),
+  };
+}
+
+export type AwsClients = ReturnType<typeof createAwsClients>;

@@ -1,0 +1,201 @@
+import { describe, expect, it } from 'vitest';
+import type { RunStore } from '#domain/ports.ts';
+import type { Run } from '#domain/run.ts';
+
+/** What a store under test needs: a fresh, empty store per test. */
+export type RunStoreFactory = () => Promise<RunStore>;
+
+let sequence = 0;
+function runOf(overrides: Partial<Run> = {}): Run {
+  sequence += 1;
+  return {
+    id: `run-${String(sequence).padStart(4, '0')}-${crypto.randomUUID()}`,
+    cluster: 'prod',
+    node: 'i-0001',
+    role: 'taskmanager',
+    mode: 'ITIMER',
+    duration: 30,
+    status: 'RUNNING',
+    triggerTime: 1_800_000_000_000 + sequence * 1000,
+    finishedTime: null,
+    message: null,
+    outputFile: null,
+    commandId: null,
+    artifactKey: null,
+    requestedBy: 'alice',
+    ruleId: null,
+    ...overrides,
+  };
+}
+
+async function finished(store: RunStore, overrides: Partial<Run> = {}): Promise<Run> {
+  const run = runOf(overrides);
+  await store.insertRunning(run);
+  const outputFile = `${run.node}_${run.mode}_${run.triggerTime}.html`;
+  const done = await store.finish(run.id, {
+    status: 'FINISHED',
+    finishedTime: run.triggerTime + 30_000,
+    message: 'Profiling Successful',
+    outputFile,
+    artifactKey: `profiles/${outputFile}`,
+  });
+  if (!done) throw new Error('finish returned nothing');
+  return done;
+}
+
+const ids = (runs: Run[]) => runs.map((r) => r.id);
+
+/** The behaviour every RunStore adapter promises; run against each adapter. */
+export function describeRunStoreContract(adapter: string, createStore: RunStoreFactory): void {
+  describe(`RunStore contract: ${adapter}`, () => {
+    it('stores a RUNNING run and reads it back as it was', async () => {
+      const store = await createStore();
+      const run = runOf({ ruleId: 'rule-1' });
+      expect(await store.insertRunning(run)).toEqual({ inserted: true });
+      expect(await store.get(run.id)).toEqual(run);
+      expect(await store.get('no-such-run')).toBeUndefined();
+    });
+
+    it('refuses a second RUNNING run of a target, naming the holder; other targets are free', async () => {
+      const store = await createStore();
+      const holder = runOf();
+      await store.insertRunning(holder);
+      expect(await store.insertRunning(runOf())).toEqual({ inserted: false, runningRunId: holder.id });
+      expect(await store.insertRunning(runOf({ role: 'jobmanager' }))).toEqual({ inserted: true });
+      expect(await store.insertRunning(runOf({ node: 'i-0002' }))).toEqual({ inserted: true });
+      expect(await store.insertRunning(runOf({ cluster: 'staging' }))).toEqual({ inserted: true });
+    });
+
+    it('lets exactly one of many simultaneous inserts for a target through', async () => {
+      const store = await createStore();
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.insertRunning(runOf())));
+      expect(results.filter((r) => r.inserted)).toHaveLength(1);
+      expect((await store.listRunning()).length).toBe(1);
+    });
+
+    it('finishes a run once, which frees its target', async () => {
+      const store = await createStore();
+      const run = runOf();
+      await store.insertRunning(run);
+      const outcome = {
+        status: 'FAILED',
+        finishedTime: run.triggerTime + 5,
+        message: 'boom',
+        outputFile: null,
+        artifactKey: null,
+      } as const;
+      expect(await store.finish(run.id, outcome)).toEqual({ ...run, ...outcome });
+      expect(await store.finish(run.id, { ...outcome, message: 'again' })).toBeUndefined();
+      expect((await store.get(run.id))?.message).toBe('boom');
+      expect(await store.finish('no-such-run', outcome)).toBeUndefined();
+      expect(await store.insertRunning(runOf())).toEqual({ inserted: true });
+    });
+
+    it('finds a run by its command and node', async () => {
+      const store = await createStore();
+      const a = runOf({ node: 'i-a' });
+      const b = runOf({ node: 'i-b' });
+      await store.insertRunning(a);
+      await store.insertRunning(b);
+      await store.setCommandId(a.id, 'cmd-1');
+      await store.setCommandId(b.id, 'cmd-1');
+      expect((await store.findByCommand('cmd-1', 'i-b'))?.id).toBe(b.id);
+      expect((await store.findByCommand('cmd-1', 'i-a'))?.commandId).toBe('cmd-1');
+      expect(await store.findByCommand('cmd-2', 'i-a')).toBeUndefined();
+    });
+
+    it("lists a target's history newest first, up to a limit", async () => {
+      const store = await createStore();
+      const runs = [await finished(store), await finished(store), await finished(store)];
+      await finished(store, { node: 'i-0002' });
+      expect(ids(await store.listForTarget({ cluster: 'prod', node: 'i-0001', role: 'taskmanager' }, 2))).toEqual(
+        ids(runs).reverse().slice(0, 2),
+      );
+    });
+
+    it('lists runs across targets newest first, filtered, in pages', async () => {
+      const store = await createStore();
+      const tm1 = await finished(store, { ruleId: 'nightly' });
+      const jm = await finished(store, { role: 'jobmanager', node: 'i-0009' });
+      const other = await finished(store, { cluster: 'staging', ruleId: 'nightly' });
+      const tm2 = await finished(store);
+      const running = runOf({ node: 'i-0003' });
+      await store.insertRunning(running);
+
+      const pages: string[][] = [];
+      let token: string | undefined;
+      do {
+        const page = await store.list({}, 2, token);
+        pages.push(ids(page.runs));
+        token = page.nextToken;
+      } while (token);
+      expect(pages).toEqual([[running.id, tm2.id], [other.id, jm.id], [tm1.id]]);
+      expect(ids((await store.list({ cluster: 'prod' }, 10)).runs)).toEqual([running.id, tm2.id, jm.id, tm1.id]);
+      expect(ids((await store.list({ cluster: 'prod', role: 'taskmanager', node: 'i-0001' }, 10)).runs)).toEqual([
+        tm2.id,
+        tm1.id,
+      ]);
+      expect(ids((await store.list({ role: 'jobmanager' }, 10)).runs)).toEqual([jm.id]);
+      expect(ids((await store.list({ status: 'RUNNING' }, 10)).runs)).toEqual([running.id]);
+      expect(ids((await store.list({ ruleId: 'nightly' }, 10)).runs)).toEqual([other.id, tm1.id]);
+      expect(ids((await store.list({ ruleId: 'nightly', cluster: 'prod' }, 10)).runs)).toEqual([tm1.id]);
+      const exact = await store.list({ cluster: 'prod' }, 4);
+      expect(exact.nextToken).toBeUndefined();
+      await expect(store.list({}, 2, 'not-a-token')).rejects.toMatchObject({ status: 400 });
+    });
+
+    it('finds a flame graph by output file, for one node or across a role', async () => {
+      const store = await createStore();
+      const run = await finished(store, { role: 'jobmanager', node: 'i-jm' });
+      const file = run.outputFile as string;
+      expect((await store.findByOutputFile({ cluster: 'prod', role: 'jobmanager', node: 'i-jm' }, file))?.id).toBe(
+        run.id,
+      );
+      expect((await store.findByOutputFile({ cluster: 'prod', role: 'jobmanager' }, file))?.id).toBe(run.id);
+      expect(await store.findByOutputFile({ cluster: 'prod', role: 'taskmanager' }, file)).toBeUndefined();
+      expect(
+        await store.findByOutputFile({ cluster: 'prod', role: 'jobmanager', node: 'i-other' }, file),
+      ).toBeUndefined();
+    });
+
+    it('lists RUNNING runs oldest first', async () => {
+      const store = await createStore();
+      const first = runOf({ node: 'i-1' });
+      const second = runOf({ node: 'i-2' });
+      await store.insertRunning(first);
+      await store.insertRunning(second);
+      await finished(store, { node: 'i-3' });
+      expect(ids(await store.listRunning())).toEqual([first.id, second.id]);
+    });
+
+    it('trims a target to its newest runs; the trimmed ones are gone from every read', async () => {
+      const store = await createStore();
+      const old = await finished(store);
+      await store.setCommandId(old.id, 'cmd-old');
+      const kept = [await finished(store), await finished(store)];
+      const elsewhere = await finished(store, { node: 'i-0002' });
+      const trimmed = await store.trimTarget({ cluster: 'prod', node: 'i-0001', role: 'taskmanager' }, 2);
+      expect(ids(trimmed)).toEqual([old.id]);
+      expect(trimmed[0]?.artifactKey).toBe(old.artifactKey);
+      expect(await store.get(old.id)).toBeUndefined();
+      expect(ids(await store.listForTarget({ cluster: 'prod', node: 'i-0001', role: 'taskmanager' }, 10))).toEqual(
+        ids(kept).reverse(),
+      );
+      expect(ids((await store.list({}, 10)).runs)).toEqual([elsewhere.id, ...ids(kept).reverse()]);
+      expect(
+        await store.findByOutputFile({ cluster: 'prod', role: 'taskmanager' }, old.outputFile as string),
+      ).toBeUndefined();
+      expect(await store.findByCommand('cmd-old', 'i-0001')).toBeUndefined();
+      expect(await store.trimTarget({ cluster: 'prod', node: 'i-0001', role: 'taskmanager' }, 2)).toEqual([]);
+    });
+
+    it('never trims a RUNNING run', async () => {
+      const store = await createStore();
+      await finished(store);
+      const running = runOf();
+      await store.insertRunning(running);
+      expect(await store.trimTarget({ cluster: 'prod', node: 'i-0001', role: 'taskmanager' }, 0)).toHaveLength(1);
+      expect((await store.get(running.id))?.status).toBe('RUNNING');
+    });
+  });
+}
