@@ -19,7 +19,6 @@ import type { LocalConfig } from '#shared/config.ts';
 import { resolveAsprof } from './async-profiler.ts';
 import { consoleLogger } from './log.ts';
 
-const NODE_AGENT_SCRIPT = fileURLToPath(new URL('../node-agent/profile-flink-jvm.sh', import.meta.url));
 const STATUS_PAGE = fileURLToPath(new URL('../../web/index.html', import.meta.url));
 
 /** How often local mode settles runs whose agent ended while nobody listened (e.g. across a restart). */
@@ -65,10 +64,8 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
   let profiler: ProfilerService | undefined;
   const dispatcher = new LocalDispatcher({
     commandsDir: join(dataDir, 'commands'),
-    scriptPath: NODE_AGENT_SCRIPT,
     asprof,
     agentTmpDir: config.agentTmpDir,
-    timeoutMarginSeconds: config.settings.graceSeconds,
     onCommandEnded: (runId, output) => (profiler as ProfilerService).completeRun(runId, output),
     log,
   });

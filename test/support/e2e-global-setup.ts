@@ -1,6 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { installAsyncProfiler } from '#local/async-profiler.ts';
 import { compileFakeFlink } from './fake-flink-jvm.ts';
+import { writeNodeAgentScript } from './node-agent-script.ts';
 import { toolsDir } from './paths.ts';
 
 declare module 'vitest' {
@@ -10,8 +11,11 @@ declare module 'vitest' {
   }
 }
 
-/** e2e global setup: installs async-profiler and compiles the fake Flink fixture once per test run. */
+/**
+ * e2e global setup: installs async-profiler, compiles the fake Flink fixture and extracts the node agent's
+ * script from the SSM document, once per test run.
+ */
 export default async function setup(project: TestProject): Promise<void> {
-  const [asprofPath] = await Promise.all([installAsyncProfiler(toolsDir), compileFakeFlink()]);
+  const [asprofPath] = await Promise.all([installAsyncProfiler(toolsDir), compileFakeFlink(), writeNodeAgentScript()]);
   project.provide('asprofPath', asprofPath);
 }

@@ -10,5 +10,8 @@ export const dataDir = join(repoRoot, '.data');
 /** Where `installAsyncProfiler` puts async-profiler for local mode and tests. */
 export const toolsDir = join(dataDir, 'tools');
 
-/** The node agent script that the SSM Command document runs on a Flink node. */
-export const nodeAgentScript = join(repoRoot, 'functions', 'node-agent', 'profile-flink-jvm.sh');
+/**
+ * The node agent's script, extracted from the SSM document by the e2e global setup, for tests that run the
+ * script directly, past the document's parameter checks (to test the script's own).
+ */
+export const nodeAgentScript = join(dataDir, 'build', 'node-agent', 'profile-flink-jvm.sh');

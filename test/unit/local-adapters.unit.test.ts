@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -8,6 +8,7 @@ import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
 import { FLINK_MAIN_CLASSES, flinkRoleOf } from '#domain/flink-entrypoints.ts';
 import type { Run } from '#domain/run.ts';
+import { agentStep, loadAgentDocument } from '#node-agent/ssm-document.ts';
 import { ConfigError, readLocalConfig } from '#shared/config.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ffp-adapters-'));
@@ -158,7 +159,7 @@ describe('Flink JVM discovery', () => {
   });
 
   it('lists the same main classes as the node agent script', () => {
-    const script = readFileSync(new URL('../../functions/node-agent/profile-flink-jvm.sh', import.meta.url), 'utf8');
+    const { script } = agentStep(loadAgentDocument().document);
     const block = /BEGIN FLINK MAIN CLASSES[^\n]*\n([\s\S]*?)# ---- END FLINK MAIN CLASSES/.exec(script)?.[1] ?? '';
     const listIn = (name: string) =>
       (new RegExp(`${name}=\\(([^)]*)\\)`).exec(block)?.[1] ?? '').split(/\s+/).filter(Boolean);

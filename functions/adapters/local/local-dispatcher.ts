@@ -12,21 +12,25 @@ import type {
   Logger,
 } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
-import { agentEnvironment, agentParameters } from '#node-agent/agent-parameters.ts';
+import { agentParameters } from '#node-agent/agent-parameters.ts';
+import {
+  type AgentDocument,
+  agentStep,
+  checkParameters,
+  loadAgentDocument,
+  stepEnvironment,
+  stepTimeoutSeconds,
+} from '#node-agent/ssm-document.ts';
 import { ENV } from '#shared/config.ts';
 import { processStartTime } from './proc-discovery.ts';
 
 export interface LocalDispatcherOptions {
   /** Where each command keeps its stdout, stderr and exit code while it runs (like SSM's S3 output). */
   commandsDir: string;
-  /** The node agent script. */
-  scriptPath: string;
   /** The asprof the agent runs. */
   asprof: string;
   /** Base of the agent's scratch directories; the agent's default (TMPDIR or /tmp) when absent. */
   agentTmpDir?: string;
-  /** Seconds an agent may run beyond the profile's duration before it is stopped (SSM: the step timeout margin). */
-  timeoutMarginSeconds: number;
   /** Receives every command's output when it ends; a command whose hand-off fails is kept for reconciling. */
   onCommandEnded: (runId: string, output: CommandOutput) => Promise<unknown>;
   log: Logger;
@@ -39,13 +43,19 @@ interface AgentRecord {
 }
 
 /**
- * Dispatcher of local mode: runs the node agent script as a child process, the way the SSM agent runs our
- * document on a node — parameters as `SSM_<name>` environment variables, never as shell text. The agent
- * runs in its own process group and writes to files, so a profile under way survives a restart of the
- * server: `inspect` then finds the agent still running, or its output once it has ended.
+ * Dispatcher of local mode: runs our SSM document the way the SSM agent does on a node. Every parameter is
+ * checked against the document's allowedValues/allowedPattern before anything runs; the values reach the
+ * step's script as `SSM_<name>` environment variables, never as shell text; the script runs as a file with
+ * `sh`, for at most the step's timeout. The agent runs in its own process group and writes to files, so a
+ * profile under way survives a restart of the server: `inspect` then finds the agent still running, or its
+ * output once it has ended.
  */
 export class LocalDispatcher implements Dispatcher {
-  constructor(private readonly options: LocalDispatcherOptions) {}
+  private readonly document: AgentDocument;
+
+  constructor(private readonly options: LocalDispatcherOptions) {
+    this.document = loadAgentDocument().document;
+  }
 
   async dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]> {
     // One child process per run, as SSM runs one command invocation per instance.
@@ -61,20 +71,25 @@ export class LocalDispatcher implements Dispatcher {
   }
 
   private async start(run: Run, node: FlinkNode): Promise<string> {
+    const parameters = checkParameters(this.document, agentParameters(run, run.id, node.pid));
+    const timeoutSeconds = stepTimeoutSeconds(this.document, parameters);
     const commandId = `local-${crypto.randomUUID()}`;
     const dir = join(this.options.commandsDir, commandId);
     await mkdir(dir, { recursive: true });
+    // As the SSM agent does: the step's commands become a script file, run by sh.
+    const script = join(dir, '_script.sh');
+    await writeFile(script, agentStep(this.document).script, { mode: 0o700 });
     const stdout = openSync(join(dir, 'stdout'), 'w');
     const stderr = openSync(join(dir, 'stderr'), 'w');
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn('bash', [this.options.scriptPath], {
+      child = spawn('sh', [script], {
         env: {
           PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
           LANG: 'C.UTF-8',
           ASPROF: this.options.asprof,
           ...(this.options.agentTmpDir ? { [ENV.agentTmpDir]: this.options.agentTmpDir } : {}),
-          ...agentEnvironment(agentParameters(run, run.id, node.pid)),
+          ...stepEnvironment(this.document, parameters),
         },
         stdio: ['ignore', stdout, stderr],
         detached: true,
@@ -91,7 +106,6 @@ export class LocalDispatcher implements Dispatcher {
     const record: AgentRecord = { runId: run.id, pid, startTime: processStartTime(pid) ?? '' };
     await writeFile(join(dir, 'agent.json'), JSON.stringify(record));
 
-    const limitSeconds = run.duration + this.options.timeoutMarginSeconds;
     const timer = setTimeout(() => {
       this.options.log.warn('node agent timed out; stopping it', { runId: run.id, commandId });
       try {
@@ -99,12 +113,12 @@ export class LocalDispatcher implements Dispatcher {
       } catch {
         // already gone
       }
-    }, limitSeconds * 1000);
+    }, timeoutSeconds * 1000);
     timer.unref();
 
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      void this.handOff(commandId, run.id, code, signal, limitSeconds);
+      void this.handOff(commandId, run.id, code, signal, timeoutSeconds);
     });
     child.unref();
     return commandId;
@@ -169,7 +183,7 @@ export class LocalDispatcher implements Dispatcher {
       if (signal) {
         output.failure =
           signal === 'SIGTERM'
-            ? `The node agent was stopped after ${limitSeconds} s (execution timed out).`
+            ? `Stop profiler failed. The node agent ran past its time limit of ${limitSeconds} s (Execution Timed Out) and was stopped.`
             : `The node agent was killed by ${signal}.`;
       }
       await this.options.onCommandEnded(runId, output);
