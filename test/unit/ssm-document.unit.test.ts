@@ -64,10 +64,12 @@ describe('our SSM Command document', () => {
 
   for (const name of Object.keys(valid)) {
     it(`refuses shell text in ${name} before anything runs`, () => {
-      for (const text of SHELL_TEXT) {
+      for (const text of [...SHELL_TEXT, ...OPTION_LIKE]) {
         expect(reasonsOf({ ...valid, [name]: text }), JSON.stringify(text)).toEqual([
           expect.stringMatching(new RegExp(`^${name}: must `)),
         ]);
+      }
+      for (const text of SHELL_TEXT) {
         expect(reasonsOf({ ...valid, [name]: `${valid[name as keyof typeof valid]}${text}` }).length, text).toBe(1);
       }
     });

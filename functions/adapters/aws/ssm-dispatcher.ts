@@ -1,8 +1,7 @@
-import { GetObjectCommand, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
-  InvocationDoesNotExist,
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -25,6 +24,10 @@ export interface SsmDispatcherOptions {
   /** How long, after a run's duration, SSM may still not know an invocation before it counts as lost. */
   graceSeconds: number;
   now?: () => number;
+}
+
+function isNamed(error: unknown, ...names: string[]): boolean {
+  return error instanceof Error && names.includes(error.name);
 }
 
 /** The completion arrived before the SSM agent's output object: retry later rather than fail the run. */
@@ -133,21 +136,19 @@ export class SsmDispatcher implements Dispatcher {
     }
     let invocation: GetCommandInvocationCommandOutput;
     try {
+      // No PluginName: the document has one step, and the invocation's status is that step's.
       invocation = await this.ssm.send(
-        new GetCommandInvocationCommand({
-          CommandId: run.commandId,
-          InstanceId: run.node,
-          PluginName: AGENT_STEP_NAME,
-        }),
+        new GetCommandInvocationCommand({ CommandId: run.commandId, InstanceId: run.node }),
       );
     } catch (error) {
-      if (!(error instanceof InvocationDoesNotExist)) throw error;
-      // Right after SendCommand, SSM may not know the invocation yet.
+      // By name: errors deserialized from some endpoints are not instances of the modeled classes.
+      if (!isNamed(error, 'InvocationDoesNotExist', 'InvalidCommandId')) throw error;
+      // Right after SendCommand, SSM may not know the invocation yet; long after, it has forgotten the command.
       const overdue = this.now() > run.triggerTime + (run.duration + this.options.graceSeconds) * 1000;
       if (!overdue) return { state: 'running' };
       return {
         state: 'lost',
-        reason: `Start profiler failed. SSM has no record of command ${run.commandId} on instance ${run.node} (InvocationDoesNotExist).`,
+        reason: `Start profiler failed. SSM has no record of command ${run.commandId} on instance ${run.node} (${(error as Error).name}); start a new run.`,
       };
     }
     if (RUNNING_STATUSES.has(invocation.Status ?? '')) return { state: 'running' };
@@ -188,7 +189,7 @@ export class SsmDispatcher implements Dispatcher {
       );
       return await object.Body?.transformToString('utf8');
     } catch (error) {
-      if (error instanceof NoSuchKey) return undefined;
+      if (isNamed(error, 'NoSuchKey')) return undefined;
       throw error;
     }
   }
