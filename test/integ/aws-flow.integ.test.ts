@@ -1,37 +1,35 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { CreateDocumentCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateDocumentCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { HttpRequest } from '@smithy/protocol-http';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
-import { agentStep, checkParameters, loadAgentDocument, stepEnvironment } from '#node-agent/ssm-document.ts';
+import { loadAgentDocument } from '#node-agent/ssm-document.ts';
 import { ENV } from '#shared/config.ts';
 import { createBucket, createRunTable, uniqueName } from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
 import { commandStatusEvent, httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
+import { recordedCommandFor, runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
 
 /**
  * The AWS path end to end, through the real Lambda handlers against a local AWS endpoint (moto_server, or
- * whatever AWS_ENDPOINT_URL names). moto runs no command: `runAsSsmAgent` below stands in for the SSM agent
- * on the EC2 instance — it takes the parameters SendCommand recorded, checks them against our document as
- * SSM would (moto does not), runs the document's script on this machine against a real JVM with the real
- * async-profiler, and writes its stdout where the SSM agent writes it in S3.
+ * whatever AWS_ENDPOINT_URL names). moto runs no command: `runAsSsmAgent` stands in for the SSM agent on
+ * the EC2 instance (see test/support/ssm-agent-stand-in.ts).
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
 type Json = any;
 type Handler = (event: unknown, context: unknown) => Promise<Json>;
 
-const { text: documentText, document } = loadAgentDocument();
+const { text: documentText } = loadAgentDocument();
 const OUTPUT_PREFIX = 'ssm-output/';
 
 describe('the AWS path through the Lambda handlers', () => {
@@ -120,35 +118,6 @@ describe('the AWS path through the Lambda handlers', () => {
     };
   };
 
-  /** Stands in for the SSM agent on the instance (see the file comment). */
-  async function runAsSsmAgent(command: Json, instanceId: string, options: { pid?: number } = {}) {
-    const values = Object.fromEntries(
-      Object.entries(command.Parameters as Record<string, string[]>).map(([k, v]) => [k, v[0] ?? '']),
-    );
-    const resolved = checkParameters(document, values);
-    // Here the "instance" is this machine, where other tests may run JVMs too: point the agent at ours.
-    const env = { ...stepEnvironment(document, resolved), ...(options.pid ? { SSM_pid: String(options.pid) } : {}) };
-    // As the SSM agent does: the step's commands become a script file, run by sh.
-    const script = join(agentTmp, `_script-${command.CommandId}.sh`);
-    writeFileSync(script, agentStep(document).script, { mode: 0o700 });
-    const child = spawn('sh', [script], {
-      env: { PATH: process.env.PATH, ASPROF: inject('asprofPath'), FLINK_PROFILER_TMPDIR: agentTmp, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    const s3 = new S3Client({});
-    const key = (stream: string) =>
-      `${command.OutputS3KeyPrefix}${command.CommandId}/${instanceId}/awsrunShellScript/${agentStep(document).name}/${stream}`;
-    await s3.send(new PutObjectCommand({ Bucket: command.OutputS3BucketName, Key: key('stdout'), Body: stdout }));
-    if (stderr)
-      await s3.send(new PutObjectCommand({ Bucket: command.OutputS3BucketName, Key: key('stderr'), Body: stderr }));
-    return { code, stdout, stderr };
-  }
-
   const statusEvent = (commandId: string, instanceId: string, status = 'Success') =>
     commandStatusEvent({
       'command-id': commandId,
@@ -199,10 +168,14 @@ describe('the AWS path through the Lambda handlers', () => {
       OutputS3BucketName: bucket,
       OutputS3KeyPrefix: OUTPUT_PREFIX,
     });
-    const command = await recordedCommandFor(created.body.id);
+    const command: Json = await recordedCommandFor(created.body.id);
     expect(command.DocumentName).toBe(documentName);
 
-    const agent = await runAsSsmAgent(command, taskManager, { pid: jvm.pid });
+    const agent = await runAsSsmAgent(command, taskManager, {
+      asprof: inject('asprofPath'),
+      tmpDir: agentTmp,
+      pid: jvm.pid,
+    });
     expect(agent.code, agent.stderr).toBe(0);
     // moto's GetCommandInvocation carries no output at all: a FINISHED run below proves it was read from S3.
 
@@ -291,7 +264,7 @@ describe('the AWS path through the Lambda handlers', () => {
   it('retries a completion whose output is not in S3 yet, then fails the run with the agent message', async () => {
     const created = await call('POST', '/api/v1/clusters/prod/jobmanager/profiler', { mode: 'WALL', duration: 1 });
     expect(created.body).toMatchObject({ status: 'RUNNING', node: jobManager });
-    const jm = await recordedCommandFor(created.body.id);
+    const jm: Json = await recordedCommandFor(created.body.id);
     expect(sendCommandInputs.at(-1)?.InstanceIds, JSON.stringify(jm)).toEqual([jobManager]);
 
     // moto reports Success at once; the SSM agent has not written the output yet: the event is retried.
@@ -299,7 +272,7 @@ describe('the AWS path through the Lambda handlers', () => {
     expect((await call('GET', `/api/v1/runs/${created.body.id}`)).body.status).toBe('RUNNING');
 
     // The agent finds no JobManager on this "instance" (only a TaskManager runs here) and says so.
-    const agent = await runAsSsmAgent(jm, jobManager);
+    const agent = await runAsSsmAgent(jm, jobManager, { asprof: inject('asprofPath'), tmpDir: agentTmp });
     expect(agent.code).not.toBe(0);
     await completion(statusEvent(jm.CommandId, jobManager), lambdaContext);
     const run = (await call('GET', `/api/v1/runs/${created.body.id}`)).body;
@@ -338,12 +311,6 @@ describe('the AWS path through the Lambda handlers', () => {
     expect(run.status).toBe('FAILED');
     expect(run.message).toMatch(/SSM has no record of command 11111111-2222-3333-4444-555555555555/);
   });
-
-  /** The command SendCommand recorded for a run (moto keeps commands; it runs none), by the run id in its parameters. */
-  async function recordedCommandFor(runId: string) {
-    const { Commands = [] } = await new SSMClient({}).send(new ListCommandsCommand({}));
-    return Commands.find((c) => c.Parameters?.runId?.[0] === runId) as Json;
-  }
 });
 
 async function gunzipped(response: Response): Promise<string> {
