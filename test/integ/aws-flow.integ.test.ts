@@ -271,13 +271,15 @@ describe('the AWS path through the Lambda handlers', () => {
     await expect(completion(statusEvent(jm.CommandId, jobManager), lambdaContext)).rejects.toThrow(/not in S3 yet/);
     expect((await call('GET', `/api/v1/runs/${created.body.id}`)).body.status).toBe('RUNNING');
 
-    // The agent finds no JobManager on this "instance" (only a TaskManager runs here) and says so.
-    const agent = await runAsSsmAgent(jm, jobManager, { asprof: inject('asprofPath'), tmpDir: agentTmp });
+    // The agent, pointed at a JVM that is a TaskManager, refuses to profile it as the JobManager and says so.
+    const agent = await runAsSsmAgent(jm, jobManager, { asprof: inject('asprofPath'), tmpDir: agentTmp, pid: jvm.pid });
     expect(agent.code).not.toBe(0);
     await completion(statusEvent(jm.CommandId, jobManager), lambdaContext);
     const run = (await call('GET', `/api/v1/runs/${created.body.id}`)).body;
     expect(run.status).toBe('FAILED');
-    expect(run.message).toMatch(/^No Flink JobManager JVM found on this node/);
+    expect(run.message).toBe(
+      `Process ${jvm.pid} is not a Flink JobManager: it is a Flink TaskManager (org.apache.flink.runtime.taskexecutor.TaskManagerRunner)`,
+    );
     // The target is free again.
     expect(
       (await call('POST', '/api/v1/clusters/prod/jobmanager/profiler', { mode: 'WALL', duration: 1 })).status,
