@@ -29,6 +29,11 @@ export default defineConfig({
       },
       {
         extends: true,
+        // Synthesizing bundles three functions with esbuild: seconds, not milliseconds.
+        test: { name: 'infra', include: ['test/infra/**/*.infra.test.ts'], hookTimeout: 180_000, testTimeout: 60_000 },
+      },
+      {
+        extends: true,
         test: {
           name: 'integ',
           include: ['test/integ/**/*.integ.test.ts', 'test/contract/**/*.contract.test.ts'],

@@ -1,6 +1,6 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { RUN_TABLE } from '#adapters/aws/dynamodb-run-store.ts';
+import { RUN_TABLE } from '#adapters/aws/run-table.ts';
 
 let counter = 0;
 /** A name no other test uses, within the rules of S3 and DynamoDB. */

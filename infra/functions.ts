@@ -1,0 +1,265 @@
+import { join } from 'node:path';
+import { type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { ENV } from '../functions/shared/config.ts';
+import {
+  ESM_REQUIRE_BANNER,
+  LAMBDA_ENTRIES,
+  LAMBDA_NODE_MAJOR,
+  type LambdaName,
+  lambdaBuildOptions,
+} from './lambda-bundles.ts';
+import { acknowledge } from './nag.ts';
+
+const REPO_ROOT = join(import.meta.dirname, '..');
+
+export interface FunctionsProps {
+  table: dynamodb.ITableV2;
+  artifacts: s3.IBucket;
+  ssmOutputPrefix: string;
+  documentName: string;
+  documentVersion: string;
+  clusterTag: string;
+  roleTag: string;
+  logRetentionDays: number;
+  cognitoDomainPrefix?: string;
+}
+
+const TERMINAL_STATUSES = ['Success', 'Failed', 'TimedOut', 'Cancelled'];
+
+/**
+ * The three Lambda functions and what calls them: the API behind an HTTP API with a Cognito JWT authorizer,
+ * the completion function on SSM status-change events of our document only, the reconciler on a schedule.
+ */
+export class Functions extends Construct {
+  readonly api: HttpApi;
+  readonly userPool: cognito.UserPool;
+  readonly userPoolClient: cognito.UserPoolClient;
+  readonly handlers: Record<LambdaName, nodejs.NodejsFunction>;
+
+  constructor(scope: Construct, id: string, props: FunctionsProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const environment: Record<string, string> = {
+      [ENV.table]: props.table.tableName,
+      [ENV.bucket]: props.artifacts.bucketName,
+      [ENV.ssmOutputPrefix]: props.ssmOutputPrefix,
+      [ENV.documentName]: props.documentName,
+      [ENV.documentVersion]: props.documentVersion,
+      [ENV.clusterTag]: props.clusterTag,
+      [ENV.roleTag]: props.roleTag,
+      POWERTOOLS_SERVICE_NAME: 'flink-fleet-profiler',
+    };
+
+    const build = lambdaBuildOptions('', '');
+    const makeFunction = (name: LambdaName, timeout: Duration) =>
+      new nodejs.NodejsFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}Function`, {
+        entry: join(REPO_ROOT, LAMBDA_ENTRIES[name]),
+        projectRoot: REPO_ROOT,
+        depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 512,
+        timeout,
+        environment,
+        logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: props.logRetentionDays as logs.RetentionDays }),
+        bundling: {
+          // The same options the tests and benchmarks build with (infra/lambda-bundles.ts); never Docker.
+          forceDockerBundling: false,
+          format: nodejs.OutputFormat.ESM,
+          target: `node${LAMBDA_NODE_MAJOR}`,
+          minify: build.minify,
+          sourceMap: build.sourcemap === true,
+          mainFields: build.mainFields,
+          banner: ESM_REQUIRE_BANNER,
+          bundleAwsSDK: true,
+        },
+      });
+    this.handlers = {
+      api: makeFunction('api', Duration.seconds(29)),
+      completion: makeFunction('completion', Duration.seconds(60)),
+      reconciler: makeFunction('reconciler', Duration.minutes(2)),
+    };
+    const { api, completion, reconciler } = this.handlers;
+
+    // ---- permissions, least privilege ----
+    const objects = (prefix: string) => props.artifacts.arnForObjects(`${prefix}*`);
+    for (const fn of [api, completion, reconciler]) {
+      props.table.grantReadWriteData(fn);
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadProfilesAndCommandOutput',
+          // Presigned links are signed with the function's credentials: it must be able to read the profiles.
+          actions: ['s3:GetObject'],
+          resources: [objects('profiles/'), objects(props.ssmOutputPrefix)],
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'WriteAndTrimProfiles',
+          actions: ['s3:PutObject', 's3:DeleteObject'],
+          resources: [objects('profiles/')],
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          // Without ListBucket a missing output object reads as AccessDenied instead of NoSuchKey.
+          sid: 'TellMissingOutputObjects',
+          actions: ['s3:ListBucket'],
+          resources: [props.artifacts.bucketArn],
+          conditions: { StringLike: { 's3:prefix': [`${props.ssmOutputPrefix}*`, 'profiles/*'] } },
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadCommandInvocations',
+          actions: ['ssm:GetCommandInvocation'],
+          resources: ['*'],
+        }),
+      );
+    }
+    api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'SendOurDocument',
+        actions: ['ssm:SendCommand'],
+        resources: [stack.formatArn({ service: 'ssm', resource: 'document', resourceName: props.documentName })],
+      }),
+    );
+    api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'SendToProfilerNodesOnly',
+        actions: ['ssm:SendCommand'],
+        resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+        conditions: { StringLike: { [`ssm:resourceTag/${props.clusterTag}`]: '*' } },
+      }),
+    );
+    api.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'FindFlinkNodes', actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+    );
+    const stackRef = (construct: Construct) => stack.resolve((construct.node.defaultChild as CfnElement).logicalId);
+    for (const fn of [api, completion, reconciler]) {
+      acknowledge(fn, {
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+          'The basic execution role only lets the function write its own logs.',
+        'AwsSolutions-IAM5[Resource::*]':
+          'ssm:GetCommandInvocation and ec2:DescribeInstances support no resource-level permissions.',
+        [`AwsSolutions-IAM5[Resource::<${stackRef(props.table as unknown as Construct)}.Arn>/index/*]`]:
+          "The function queries the run table's indexes.",
+        [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/profiles/*]`]:
+          'Flame graphs live under profiles/; the function stores, signs links to and trims them.',
+        [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/${props.ssmOutputPrefix}*]`]:
+          'The function reads the node agent output that SSM writes under this prefix.',
+        'AwsSolutions-L1': 'The runtime is pinned to Node.js 22, the version the bundles target; it moves with them.',
+      });
+    }
+    acknowledge(api, {
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]':
+        'SendCommand reaches only instances that carry the profiler cluster tag (ssm:resourceTag condition).',
+    });
+
+    // ---- the HTTP API, signed in with Cognito ----
+    this.userPool = new cognito.UserPool(this, 'Users', {
+      selfSignUpEnabled: false,
+      signInAliases: { username: true, email: true },
+      passwordPolicy: {
+        minLength: 12,
+        requireDigits: true,
+        requireLowercase: true,
+        requireUppercase: true,
+        requireSymbols: true,
+      },
+      mfa: cognito.Mfa.OPTIONAL,
+      mfaSecondFactor: { otp: true, sms: false },
+      featurePlan: cognito.FeaturePlan.PLUS,
+      standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+      accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
+    });
+    acknowledge(this.userPool, {
+      'AwsSolutions-COG2':
+        'MFA is optional (TOTP) so that teams can roll it out; required MFA is a user-pool setting to turn on.',
+    });
+    if (props.cognitoDomainPrefix) {
+      this.userPool.addDomain('SignIn', { cognitoDomain: { domainPrefix: props.cognitoDomainPrefix } });
+    }
+    this.userPoolClient = this.userPool.addClient('WebClient', {
+      authFlows: { userSrp: true },
+      generateSecret: false,
+      accessTokenValidity: Duration.hours(1),
+      idTokenValidity: Duration.hours(1),
+    });
+
+    this.api = new HttpApi(this, 'HttpApi', {
+      description: 'Flink Fleet Profiler API',
+      createDefaultStage: true,
+      defaultAuthorizer: new HttpJwtAuthorizer(
+        'CognitoJwt',
+        `https://cognito-idp.${stack.region}.amazonaws.com/${this.userPool.userPoolId}`,
+        // Cognito access tokens carry client_id, which the HTTP API compares with the audience too.
+        { jwtAudience: [this.userPoolClient.userPoolClientId] },
+      ),
+      defaultIntegration: new HttpLambdaIntegration('Api', api),
+    });
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention: props.logRetentionDays as logs.RetentionDays,
+    });
+    const stage = this.api.defaultStage?.node.defaultChild as import('aws-cdk-lib/aws-apigatewayv2').CfnStage;
+    stage.accessLogSettings = {
+      destinationArn: accessLogs.logGroupArn,
+      format: JSON.stringify({
+        requestId: '$context.requestId',
+        ip: '$context.identity.sourceIp',
+        method: '$context.httpMethod',
+        path: '$context.path',
+        status: '$context.status',
+        user: '$context.authorizer.claims.username',
+      }),
+    };
+    stage.defaultRouteSettings = { throttlingBurstLimit: 50, throttlingRateLimit: 25 };
+
+    // ---- completion: SSM status changes of our document only ----
+    const deadLetters = new sqs.Queue(this, 'CompletionDeadLetters', {
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(deadLetters, {
+      'AwsSolutions-SQS3': 'This queue is itself the dead-letter queue of the completion events.',
+    });
+    new events.Rule(this, 'CommandStatusChanges', {
+      description: "Status changes of the profiler's SSM commands, to the completion function",
+      eventPattern: {
+        source: ['aws.ssm'],
+        detailType: ['EC2 Command Invocation Status-change Notification'],
+        detail: { 'document-name': [props.documentName], status: TERMINAL_STATUSES },
+      },
+      targets: [
+        new targets.LambdaFunction(completion, {
+          // An output object not in S3 yet fails the invocation: EventBridge retries; the reconciler is the backstop.
+          retryAttempts: 8,
+          maxEventAge: Duration.hours(1),
+          deadLetterQueue: deadLetters,
+        }),
+      ],
+    });
+
+    // ---- reconciler: every minute ----
+    new events.Rule(this, 'ReconcileSchedule', {
+      description: 'Settles profiling runs whose completion never came',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(reconciler)],
+    });
+  }
+}

@@ -1,0 +1,63 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { RUN_TABLE } from '../functions/adapters/aws/run-table.ts';
+
+export interface StorageProps {
+  profileRetentionDays: number;
+  ssmOutputRetentionDays: number;
+  /** Key prefix under which SSM writes command output. */
+  ssmOutputPrefix: string;
+}
+
+/** The run table and the artifacts bucket (flame graphs and SSM command output). */
+export class Storage extends Construct {
+  readonly table: dynamodb.TableV2;
+  readonly artifacts: s3.Bucket;
+  readonly accessLogs: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: StorageProps) {
+    super(scope, id);
+
+    this.accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      objectOwnership: s3.ObjectOwnership.OBJECT_WRITER,
+      lifecycleRules: [{ expiration: Duration.days(90), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      // Logs are evidence: keep them when the stack goes.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.artifacts = new s3.Bucket(this, 'Artifacts', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: 'artifacts/',
+      lifecycleRules: [
+        { prefix: 'profiles/', expiration: Duration.days(props.profileRetentionDays) },
+        { prefix: props.ssmOutputPrefix, expiration: Duration.days(props.ssmOutputRetentionDays) },
+        { abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+      // Profiles are cheap to keep and impossible to re-create: a stack deletion must not take them.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const attribute = (name: string) => ({ name, type: dynamodb.AttributeType.STRING });
+    this.table = new dynamodb.TableV2(this, 'Runs', {
+      partitionKey: attribute(RUN_TABLE.partitionKey),
+      sortKey: attribute(RUN_TABLE.sortKey),
+      billing: dynamodb.Billing.onDemand(),
+      timeToLiveAttribute: RUN_TABLE.ttlAttribute,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      globalSecondaryIndexes: Object.values(RUN_TABLE.indexes).map((index) => ({
+        indexName: index,
+        partitionKey: attribute(index),
+        sortKey: attribute(RUN_TABLE.indexSortKey),
+      })),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+}

@@ -1,0 +1,95 @@
+import { type CfnElement, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
+import { Construct } from 'constructs';
+import { acknowledge } from './nag.ts';
+
+export interface WebProps {
+  api: HttpApi;
+  /** The built UI (`npm run build:web`). */
+  assetPath: string;
+  accessLogs: s3.IBucket;
+}
+
+/** The UI in a private bucket behind CloudFront (origin access control), with `/api/*` going to the HTTP API. */
+export class Web extends Construct {
+  readonly distribution: cloudfront.Distribution;
+  readonly bucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: WebProps) {
+    super(scope, id);
+    this.bucket = new s3.Bucket(this, 'Site', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      serverAccessLogsBucket: props.accessLogs,
+      serverAccessLogsPrefix: 'site/',
+      // The UI is rebuilt from the repository on every deploy.
+      removalPolicy: RemovalPolicy.DESTROY,
+      autoDeleteObjects: true,
+    });
+
+    const apiDomain = Fn.select(2, Fn.split('/', props.api.apiEndpoint));
+    this.distribution = new cloudfront.Distribution(this, 'Distribution', {
+      comment: 'Flink Fleet Profiler',
+      defaultRootObject: 'index.html',
+      minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+      enableLogging: true,
+      logBucket: props.accessLogs,
+      logFilePrefix: 'cloudfront/',
+      defaultBehavior: {
+        origin: origins.S3BucketOrigin.withOriginAccessControl(this.bucket),
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+      },
+      additionalBehaviors: {
+        // Same origin for UI and API: the browser needs no CORS, and the JWT goes along in the Authorization header.
+        '/api/*': {
+          origin: new origins.HttpOrigin(apiDomain, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY }),
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+          cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+          originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+        },
+      },
+    });
+    acknowledge(this.distribution, {
+      'AwsSolutions-CFR1': 'Platform teams anywhere may use the profiler; sign-in guards the API.',
+      'AwsSolutions-CFR2': 'A WAF web ACL is an account-level choice; attach one to the distribution where required.',
+      'AwsSolutions-CFR4':
+        'The default CloudFront certificate allows older TLS; a custom domain with its own certificate enforces TLSv1.2_2021.',
+    });
+
+    new s3deploy.BucketDeployment(this, 'DeployUi', {
+      sources: [s3deploy.Source.asset(props.assetPath)],
+      destinationBucket: this.bucket,
+      distribution: this.distribution,
+      distributionPaths: ['/*'],
+      memoryLimit: 256,
+    });
+    // The deployment's singleton function (CDK's own) copies the built UI from the CDK asset bucket.
+    const deployer = Stack.of(this).node.children.find((child) =>
+      child.node.id.startsWith('Custom::CDKBucketDeployment'),
+    );
+    if (deployer) {
+      const site = Stack.of(this).resolve((this.bucket.node.defaultChild as CfnElement).logicalId);
+      acknowledge(deployer, {
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+          "CDK's deployment function writes only its own logs with it.",
+        'AwsSolutions-IAM5[Action::s3:GetObject*]': "CDK's BucketDeployment grant: reads the UI asset.",
+        'AwsSolutions-IAM5[Action::s3:GetBucket*]': "CDK's BucketDeployment grant on the asset and site buckets.",
+        'AwsSolutions-IAM5[Action::s3:List*]': "CDK's BucketDeployment grant: lists what to sync.",
+        'AwsSolutions-IAM5[Action::s3:Abort*]': "CDK's BucketDeployment grant: uploads to the site bucket.",
+        'AwsSolutions-IAM5[Action::s3:DeleteObject*]': "CDK's BucketDeployment grant: removes stale UI files (prune).",
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]':
+          "CDK's asset bucket, where the built UI is staged.",
+        [`AwsSolutions-IAM5[Resource::<${site}.Arn>/*]`]: 'The site bucket holds only the built UI.',
+        'AwsSolutions-IAM5[Resource::*]': 'CloudFront invalidations support no resource-level permissions.',
+        'AwsSolutions-L1': 'CDK picks the runtime of its own deployment function.',
+      });
+    }
+  }
+}
