@@ -195,7 +195,8 @@ export class Functions extends Construct {
       this.userPool.addDomain('SignIn', { cognitoDomain: { domainPrefix: props.cognitoDomainPrefix } });
     }
     this.userPoolClient = this.userPool.addClient('WebClient', {
-      authFlows: { userSrp: true },
+      // SRP for the web UI; user-password so that teams can get a token with the AWS CLI (see README).
+      authFlows: { userSrp: true, userPassword: true },
       generateSecret: false,
       accessTokenValidity: Duration.hours(1),
       idTokenValidity: Duration.hours(1),

@@ -1,3 +1,4 @@
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 
 /** What a deployment can choose, read from CDK context (`cdk.json` or `-c key=value`). */
@@ -35,6 +36,14 @@ function positiveDays(scope: Construct, key: string, fallback: number): number {
   return days;
 }
 
+/** CloudWatch Logs keeps logs only for certain numbers of days. */
+function logRetention(days: number): number {
+  const allowed = Object.values(logs.RetentionDays).filter((value): value is number => typeof value === 'number');
+  if (!allowed.includes(days))
+    throw new Error(`context logRetentionDays: must be one of ${allowed.join(', ')}, got ${days}`);
+  return days;
+}
+
 /** Reads the settings from context, checking each; `webAssetPath` defaults to web/dist. */
 export function readDeploymentSettings(scope: Construct, webAssetPath: string): DeploymentSettings {
   const text = (key: string, fallback?: string) => {
@@ -48,7 +57,7 @@ export function readDeploymentSettings(scope: Construct, webAssetPath: string): 
     roleTag: text('roleTag', DEFAULTS.roleTag) as string,
     profileRetentionDays: positiveDays(scope, 'profileRetentionDays', DEFAULTS.profileRetentionDays),
     ssmOutputRetentionDays: positiveDays(scope, 'ssmOutputRetentionDays', DEFAULTS.ssmOutputRetentionDays),
-    logRetentionDays: positiveDays(scope, 'logRetentionDays', DEFAULTS.logRetentionDays),
+    logRetentionDays: logRetention(positiveDays(scope, 'logRetentionDays', DEFAULTS.logRetentionDays)),
     cognitoDomainPrefix: text('cognitoDomainPrefix'),
     webAssetPath: text('webAssetPath', webAssetPath) as string,
   };
