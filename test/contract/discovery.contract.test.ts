@@ -1,7 +1,7 @@
-import { EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { Ec2Discovery } from '#adapters/aws/ec2-discovery.ts';
 import { LOCAL_CLUSTER, ProcDiscovery } from '#adapters/local/proc-discovery.ts';
-import { uniqueName } from '#test/support/aws-resources.ts';
+import { launchFlinkInstance, uniqueName } from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { describeDiscoveryContract } from './discovery.contract.ts';
 
@@ -35,25 +35,7 @@ describeDiscoveryContract('EC2 tags (AWS)', async () => {
   return {
     discovery: new Ec2Discovery(ec2, tags),
     cluster,
-    addNode: async (role) => {
-      const { Instances } = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: 'ami-12345678',
-          MinCount: 1,
-          MaxCount: 1,
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: tags.clusterTag, Value: cluster },
-                { Key: tags.roleTag, Value: role },
-              ],
-            },
-          ],
-        }),
-      );
-      return Instances?.[0]?.InstanceId as string;
-    },
+    addNode: (role) => launchFlinkInstance(cluster, role),
     removeNode: async (id) => {
       await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
     },

@@ -2,14 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { inject } from 'vitest';
 import { SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
 import { LocalDispatcher } from '#adapters/local/local-dispatcher.ts';
 import { LOCAL_CLUSTER, ProcDiscovery } from '#adapters/local/proc-discovery.ts';
 import type { CommandOutput } from '#domain/ports.ts';
-import { loadAgentDocument } from '#node-agent/ssm-document.ts';
-import { createBucket, uniqueName } from '#test/support/aws-resources.ts';
+import { createAgentDocument, createBucket } from '#test/support/aws-resources.ts';
 import { startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { recordedCommandFor, runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
 import { silentLog } from '#test/support/unit-fakes.ts';
@@ -57,15 +56,7 @@ describeDispatcherContract('child process (local mode)', async () => {
 describeDispatcherContract('SSM RunCommand (AWS)', async () => {
   const { jvm, node: local } = await taskManagerJvm();
   const dir = mkdtempSync(join(tmpdir(), 'ffp-dispatch-'));
-  const documentName = uniqueName('FlinkFleetProfiler');
-  await new SSMClient({}).send(
-    new CreateDocumentCommand({
-      Name: documentName,
-      Content: loadAgentDocument().text,
-      DocumentFormat: 'YAML',
-      DocumentType: 'Command',
-    }),
-  );
+  const documentName = await createAgentDocument();
   const dispatcher = new SsmDispatcher(new SSMClient({}), new S3Client({}), {
     documentName,
     documentVersion: '1',

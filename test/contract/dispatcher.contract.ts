@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseAgentOutput } from '#domain/agent-output.ts';
 import type { CommandOutput, Dispatcher, FlinkNode } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
+import { aRun } from '#test/support/runs.ts';
 
 export interface DispatcherUnderTest {
   dispatcher: Dispatcher;
@@ -13,23 +14,7 @@ export interface DispatcherUnderTest {
 }
 
 function runFor(node: FlinkNode): Run {
-  return {
-    id: crypto.randomUUID(),
-    cluster: 'contract',
-    node: node.id,
-    role: node.role,
-    mode: 'ITIMER',
-    duration: 1,
-    status: 'RUNNING',
-    triggerTime: Date.now(),
-    finishedTime: null,
-    message: null,
-    outputFile: null,
-    commandId: null,
-    artifactKey: null,
-    requestedBy: null,
-    ruleId: null,
-  };
+  return aRun({ cluster: 'contract', node: node.id, role: node.role, duration: 1, triggerTime: Date.now() });
 }
 
 /** The behaviour every Dispatcher adapter promises; run against each adapter. */

@@ -1,32 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { RunStore } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
+import { aRun } from '#test/support/runs.ts';
 
 /** What a store under test needs: a fresh, empty store per test. */
 export type RunStoreFactory = () => Promise<RunStore>;
 
-let sequence = 0;
-function runOf(overrides: Partial<Run> = {}): Run {
-  sequence += 1;
-  return {
-    id: `run-${String(sequence).padStart(4, '0')}-${crypto.randomUUID()}`,
-    cluster: 'prod',
-    node: 'i-0001',
-    role: 'taskmanager',
-    mode: 'ITIMER',
-    duration: 30,
-    status: 'RUNNING',
-    triggerTime: 1_800_000_000_000 + sequence * 1000,
-    finishedTime: null,
-    message: null,
-    outputFile: null,
-    commandId: null,
-    artifactKey: null,
-    requestedBy: 'alice',
-    ruleId: null,
-    ...overrides,
-  };
-}
+const runOf = (overrides: Partial<Run> = {}) => aRun({ requestedBy: 'alice', ...overrides });
 
 async function finished(store: RunStore, overrides: Partial<Run> = {}): Promise<Run> {
   const run = runOf(overrides);

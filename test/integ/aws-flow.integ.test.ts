@@ -3,20 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { CreateDocumentCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { HttpRequest } from '@smithy/protocol-http';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
-import { loadAgentDocument } from '#node-agent/ssm-document.ts';
 import { ENV } from '#shared/config.ts';
-import { createBucket, createRunTable, uniqueName } from '#test/support/aws-resources.ts';
+import { createAgentDocument, createBucket, createRunTable, launchFlinkInstance } from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
 import { commandStatusEvent, httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
+import { aRun } from '#test/support/runs.ts';
 import { recordedCommandFor, runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
 
 /**
@@ -29,7 +28,6 @@ import { recordedCommandFor, runAsSsmAgent } from '#test/support/ssm-agent-stand
 type Json = any;
 type Handler = (event: unknown, context: unknown) => Promise<Json>;
 
-const { text: documentText } = loadAgentDocument();
 const OUTPUT_PREFIX = 'ssm-output/';
 
 describe('the AWS path through the Lambda handlers', () => {
@@ -47,42 +45,17 @@ describe('the AWS path through the Lambda handlers', () => {
 
   beforeAll(async () => {
     [bucket, table] = await Promise.all([createBucket(), createRunTable()]);
-    documentName = uniqueName('FlinkFleetProfiler');
-    const created = await new SSMClient({}).send(
-      new CreateDocumentCommand({
-        Name: documentName,
-        Content: documentText,
-        DocumentFormat: 'YAML',
-        DocumentType: 'Command',
-      }),
-    );
-    const ec2 = new EC2Client({});
-    const instance = async (role: string) => {
-      const { Instances } = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: 'ami-12345678',
-          MinCount: 1,
-          MaxCount: 1,
-          TagSpecifications: [
-            {
-              ResourceType: 'instance',
-              Tags: [
-                { Key: 'flink-profiler:cluster', Value: 'prod' },
-                { Key: 'flink-profiler:role', Value: role },
-              ],
-            },
-          ],
-        }),
-      );
-      return Instances?.[0]?.InstanceId as string;
-    };
-    [taskManager, jobManager] = await Promise.all([instance('taskmanager'), instance('jobmanager')]);
+    documentName = await createAgentDocument();
+    [taskManager, jobManager] = await Promise.all([
+      launchFlinkInstance('prod', 'taskmanager'),
+      launchFlinkInstance('prod', 'jobmanager'),
+    ]);
 
     Object.assign(process.env, {
       [ENV.table]: table,
       [ENV.bucket]: bucket,
       [ENV.documentName]: documentName,
-      [ENV.documentVersion]: created.DocumentDescription?.DocumentVersion ?? '1',
+      [ENV.documentVersion]: '1',
       [ENV.ssmOutputPrefix]: OUTPUT_PREFIX,
       [ENV.graceSeconds]: '30',
     });
@@ -289,23 +262,9 @@ describe('the AWS path through the Lambda handlers', () => {
   it('reconciles an overdue run that SSM does not know: FAILED with a message', async () => {
     const store = new DynamoDbRunStore(DynamoDBDocumentClient.from(new DynamoDBClient({})), table);
     const id = crypto.randomUUID();
-    await store.insertRunning({
-      id,
-      cluster: 'prod',
-      node: 'i-0123456789abcdef0',
-      role: 'taskmanager',
-      mode: 'CPU',
-      duration: 30,
-      status: 'RUNNING',
-      triggerTime: Date.now() - 10 * 60_000,
-      finishedTime: null,
-      message: null,
-      outputFile: null,
-      commandId: null,
-      artifactKey: null,
-      requestedBy: null,
-      ruleId: null,
-    });
+    await store.insertRunning(
+      aRun({ id, node: 'i-0123456789abcdef0', mode: 'CPU', triggerTime: Date.now() - 10 * 60_000 }),
+    );
     await store.setCommandId(id, '11111111-2222-3333-4444-555555555555');
     const result = await reconciler({}, lambdaContext);
     expect(result.settled).toBeGreaterThanOrEqual(1);

@@ -1,10 +1,9 @@
-import { CreateDocumentCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
 import { createAwsClients } from '#adapters/aws/clients.ts';
 import { SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
-import type { Run } from '#domain/run.ts';
-import { loadAgentDocument } from '#node-agent/ssm-document.ts';
-import { uniqueName } from '#test/support/aws-resources.ts';
+import { createAgentDocument } from '#test/support/aws-resources.ts';
+import { aRun } from '#test/support/runs.ts';
 
 /**
  * SendCommand under SSM's rate limits, with the SSM client exactly as the Lambda functions build it. moto
@@ -13,15 +12,7 @@ import { uniqueName } from '#test/support/aws-resources.ts';
  */
 describe('SSM dispatch under throttling', () => {
   it('retries throttled SendCommand calls with backoff and dispatches every run', async () => {
-    const documentName = uniqueName('FlinkFleetProfiler');
-    await new SSMClient({}).send(
-      new CreateDocumentCommand({
-        Name: documentName,
-        Content: loadAgentDocument().text,
-        DocumentFormat: 'YAML',
-        DocumentType: 'Command',
-      }),
-    );
+    const documentName = await createAgentDocument();
     const { ssm, s3 } = createAwsClients();
     let attempts = 0;
     ssm.middlewareStack.add(
@@ -47,23 +38,7 @@ describe('SSM dispatch under throttling', () => {
       deliveryTimeoutSeconds: 60,
       graceSeconds: 60,
     });
-    const run: Run = {
-      id: crypto.randomUUID(),
-      cluster: 'prod',
-      node: 'i-0123456789abcdef0',
-      role: 'taskmanager',
-      mode: 'ITIMER',
-      duration: 30,
-      status: 'RUNNING',
-      triggerTime: Date.now(),
-      finishedTime: null,
-      message: null,
-      outputFile: null,
-      commandId: null,
-      artifactKey: null,
-      requestedBy: null,
-      ruleId: null,
-    };
+    const run = aRun({ node: 'i-0123456789abcdef0', triggerTime: Date.now() });
     const started = Date.now();
     const [result] = await dispatcher.dispatch([
       { run, node: { id: run.node, role: 'taskmanager', host: 'h', reachable: true } },

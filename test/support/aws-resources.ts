@@ -1,6 +1,9 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { RUN_TABLE } from '#adapters/aws/run-table.ts';
+import { loadAgentDocument } from '#node-agent/ssm-document.ts';
 
 let counter = 0;
 /** A name no other test uses, within the rules of S3 and DynamoDB. */
@@ -43,4 +46,42 @@ export async function createBucket(name = uniqueName('artifacts')): Promise<stri
   await client.send(new CreateBucketCommand({ Bucket: name }));
   client.destroy();
   return name;
+}
+
+/** Creates our SSM document in the endpoint, as the CDK stack does, and returns its name (version 1). */
+export async function createAgentDocument(name = uniqueName('FlinkFleetProfiler')): Promise<string> {
+  const client = new SSMClient({});
+  await client.send(
+    new CreateDocumentCommand({
+      Name: name,
+      Content: loadAgentDocument().text,
+      DocumentFormat: 'YAML',
+      DocumentType: 'Command',
+    }),
+  );
+  client.destroy();
+  return name;
+}
+
+/** Launches a running instance tagged as a Flink node of `cluster` with `role`, and returns its id. */
+export async function launchFlinkInstance(cluster: string, role: string): Promise<string> {
+  const client = new EC2Client({});
+  const { Instances } = await client.send(
+    new RunInstancesCommand({
+      ImageId: 'ami-12345678',
+      MinCount: 1,
+      MaxCount: 1,
+      TagSpecifications: [
+        {
+          ResourceType: 'instance',
+          Tags: [
+            { Key: 'flink-profiler:cluster', Value: cluster },
+            { Key: 'flink-profiler:role', Value: role },
+          ],
+        },
+      ],
+    }),
+  );
+  client.destroy();
+  return Instances?.[0]?.InstanceId as string;
 }

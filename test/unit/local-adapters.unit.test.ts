@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
 import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
@@ -10,29 +11,12 @@ import { FLINK_MAIN_CLASSES, flinkRoleOf } from '#domain/flink-entrypoints.ts';
 import type { Run } from '#domain/run.ts';
 import { agentStep, loadAgentDocument } from '#node-agent/ssm-document.ts';
 import { ConfigError, readLocalConfig } from '#shared/config.ts';
+import { aRun } from '#test/support/runs.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ffp-adapters-'));
 
-function runOf(overrides: Partial<Run> = {}): Run {
-  return {
-    id: crypto.randomUUID(),
-    cluster: 'local',
-    node: 'n1',
-    role: 'taskmanager',
-    mode: 'ITIMER',
-    duration: 30,
-    status: 'RUNNING',
-    triggerTime: 1_000,
-    finishedTime: null,
-    message: null,
-    outputFile: null,
-    commandId: null,
-    artifactKey: null,
-    requestedBy: null,
-    ruleId: null,
-    ...overrides,
-  };
-}
+const runOf = (overrides: Partial<Run> = {}) =>
+  aRun({ cluster: 'local', node: 'n1', triggerTime: 1_000, ...overrides });
 
 describe('SqliteRunStore', () => {
   it('keeps runs in its file across a reopen', async () => {
@@ -74,6 +58,47 @@ describe('SqliteRunStore', () => {
     } as const;
     expect(await store.finish(run.id, outcome)).toMatchObject({ status: 'FINISHED' });
     expect(await store.finish(run.id, { ...outcome, status: 'FAILED' })).toBeUndefined();
+  });
+});
+
+describe('SqliteRunStore: group ids and the schema migration', () => {
+  it('keeps the group id of a fan-out run, and none for a run started alone', async () => {
+    const store = new SqliteRunStore(':memory:');
+    const grouped = runOf({ groupId: 'group-1' });
+    const alone = runOf({ node: 'n2' });
+    await store.insertRunning(grouped);
+    await store.insertRunning(alone);
+    expect(await store.get(grouped.id)).toEqual(grouped);
+    expect(await store.get(alone.id)).toEqual(alone);
+    expect(await store.get(alone.id)).not.toHaveProperty('groupId');
+  });
+
+  it('opens a file written before group ids existed: adds the column and keeps the old runs', async () => {
+    const file = join(tmp(), 'runs.sqlite');
+    // The table as the first release created it, with one finished run in it.
+    const old = new Database(file);
+    old.exec(`CREATE TABLE runs (
+      id TEXT PRIMARY KEY, cluster TEXT NOT NULL, node TEXT NOT NULL, role TEXT NOT NULL, mode TEXT NOT NULL,
+      duration INTEGER NOT NULL, status TEXT NOT NULL, trigger_time INTEGER NOT NULL, finished_time INTEGER,
+      message TEXT, output_file TEXT, command_id TEXT, artifact_key TEXT, requested_by TEXT, rule_id TEXT);
+      CREATE UNIQUE INDEX runs_one_running_per_target ON runs (cluster, node, role) WHERE status = 'RUNNING';`);
+    old
+      .prepare(`INSERT INTO runs VALUES ('old-run', 'local', 'n1', 'taskmanager', 'CPU', 30, 'FINISHED', 1000, 31000,
+                'Profiling Successful', 'n1_CPU.html', 'c1', 'k1', NULL, NULL)`)
+      .run();
+    old.close();
+
+    const store = new SqliteRunStore(file);
+    expect(await store.get('old-run')).toMatchObject({ id: 'old-run', status: 'FINISHED', outputFile: 'n1_CPU.html' });
+    expect(await store.get('old-run')).not.toHaveProperty('groupId');
+    const grouped = runOf({ groupId: 'group-2' });
+    expect(await store.insertRunning(grouped)).toEqual({ inserted: true });
+    expect(await store.get(grouped.id)).toEqual(grouped);
+    store.close();
+    // Opening it again finds nothing left to migrate.
+    const again = new SqliteRunStore(file);
+    expect((await again.get(grouped.id))?.groupId).toBe('group-2');
+    again.close();
   });
 });
 

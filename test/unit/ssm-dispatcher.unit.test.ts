@@ -5,6 +5,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { OutputNotReadyError, SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
 import type { FlinkNode } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
+import { aRun } from '#test/support/runs.ts';
 
 /**
  * The SSM dispatcher's own logic, with the SDK clients mocked (aws-sdk-client-mock): batching and the
@@ -28,26 +29,8 @@ function dispatcher() {
   });
 }
 
-function runOf(overrides: Partial<Run> = {}): Run {
-  return {
-    id: crypto.randomUUID(),
-    cluster: 'prod',
-    node: 'i-1',
-    role: 'taskmanager',
-    mode: 'ITIMER',
-    duration: 30,
-    status: 'RUNNING',
-    triggerTime: NOW - 5_000,
-    finishedTime: null,
-    message: null,
-    outputFile: null,
-    commandId: 'cmd-1',
-    artifactKey: null,
-    requestedBy: null,
-    ruleId: null,
-    ...overrides,
-  };
-}
+const runOf = (overrides: Partial<Run> = {}) =>
+  aRun({ node: 'i-1', triggerTime: NOW - 5_000, commandId: 'cmd-1', ...overrides });
 
 const nodeOf = (id: string): FlinkNode => ({ id, role: 'taskmanager', host: `${id}.internal`, reachable: true });
 
