@@ -12,6 +12,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/config.ts';
@@ -36,6 +37,8 @@ export interface FunctionsProps {
   roleTag: string;
   logRetentionDays: number;
   cognitoDomainPrefix?: string;
+  /** Where rules' schedules go (the API writes them, the tick function is their target). */
+  rules: { scheduleGroup: CfnScheduleGroup; schedulerRole: iam.IRole };
 }
 
 const TERMINAL_STATUSES = ['Success', 'Failed', 'TimedOut', 'Cancelled'];
@@ -64,6 +67,8 @@ export class Functions extends Construct {
       POWERTOOLS_SERVICE_NAME: 'flink-fleet-profiler',
     };
 
+    /** A construct's logical id, as cdk-nag writes it in finding ids (`<LogicalId.Arn>`). */
+    const stackRef = (construct: Construct) => stack.resolve((construct.node.defaultChild as CfnElement).logicalId);
     const build = lambdaBuildOptions('', '');
     const makeFunction = (name: LambdaName, timeout: Duration) =>
       new nodejs.NodejsFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}Function`, {
@@ -92,12 +97,25 @@ export class Functions extends Construct {
       api: makeFunction('api', Duration.seconds(29)),
       completion: makeFunction('completion', Duration.seconds(60)),
       reconciler: makeFunction('reconciler', Duration.minutes(2)),
+      // A rule over hundreds of nodes sends batches of 50 one after another, with backoff when throttled.
+      tick: makeFunction('tick', Duration.minutes(5)),
     };
-    const { api, completion, reconciler } = this.handlers;
+    const { api, completion, reconciler, tick } = this.handlers;
+
+    // The API writes rules' schedules: it names the group, the target and the role the schedules use. Only the
+    // API gets these (the tick function referring to its own ARN would be a cycle).
+    api.addEnvironment(ENV.scheduleGroup, props.rules.scheduleGroup.ref);
+    api.addEnvironment(ENV.tickFunctionArn, tick.functionArn);
+    api.addEnvironment(ENV.schedulerRoleArn, props.rules.schedulerRole.roleArn);
+    tick.grantInvoke(props.rules.schedulerRole);
+    acknowledge(props.rules.schedulerRole, {
+      [`AwsSolutions-IAM5[Resource::<${stackRef(tick)}.Arn>:*]`]:
+        'The schedules may invoke the tick function only (any of its versions).',
+    });
 
     // ---- permissions, least privilege ----
     const objects = (prefix: string) => props.artifacts.arnForObjects(`${prefix}*`);
-    for (const fn of [api, completion, reconciler]) {
+    for (const fn of [api, completion, reconciler, tick]) {
       props.table.grantReadWriteData(fn);
       fn.addToRolePolicy(
         new iam.PolicyStatement({
@@ -131,26 +149,53 @@ export class Functions extends Construct {
         }),
       );
     }
+    // Runs start from the API and from rules' ticks; both send only our document to tagged instances.
+    for (const fn of [api, tick]) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'SendOurDocument',
+          actions: ['ssm:SendCommand'],
+          resources: [stack.formatArn({ service: 'ssm', resource: 'document', resourceName: props.documentName })],
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'SendToProfilerNodesOnly',
+          actions: ['ssm:SendCommand'],
+          resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+          conditions: { StringLike: { [`ssm:resourceTag/${props.clusterTag}`]: '*' } },
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'FindFlinkNodes', actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+      );
+    }
+    const schedules = stack.formatArn({
+      service: 'scheduler',
+      resource: 'schedule',
+      resourceName: `${props.rules.scheduleGroup.ref}/*`,
+    });
     api.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'SendOurDocument',
-        actions: ['ssm:SendCommand'],
-        resources: [stack.formatArn({ service: 'ssm', resource: 'document', resourceName: props.documentName })],
+        sid: 'WriteRuleSchedules',
+        actions: [
+          'scheduler:CreateSchedule',
+          'scheduler:UpdateSchedule',
+          'scheduler:DeleteSchedule',
+          'scheduler:GetSchedule',
+        ],
+        resources: [schedules],
       }),
     );
     api.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'SendToProfilerNodesOnly',
-        actions: ['ssm:SendCommand'],
-        resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
-        conditions: { StringLike: { [`ssm:resourceTag/${props.clusterTag}`]: '*' } },
+        sid: 'PassTheSchedulerRole',
+        actions: ['iam:PassRole'],
+        resources: [props.rules.schedulerRole.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
       }),
     );
-    api.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'FindFlinkNodes', actions: ['ec2:DescribeInstances'], resources: ['*'] }),
-    );
-    const stackRef = (construct: Construct) => stack.resolve((construct.node.defaultChild as CfnElement).logicalId);
-    for (const fn of [api, completion, reconciler]) {
+    for (const fn of [api, completion, reconciler, tick]) {
       acknowledge(fn, {
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
           'The basic execution role only lets the function write its own logs.',
@@ -165,9 +210,15 @@ export class Functions extends Construct {
         'AwsSolutions-L1': 'The runtime is pinned to Node.js 22, the version the bundles target; it moves with them.',
       });
     }
+    for (const fn of [api, tick]) {
+      acknowledge(fn, {
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]':
+          'SendCommand reaches only instances that carry the profiler cluster tag (ssm:resourceTag condition).',
+      });
+    }
     acknowledge(api, {
-      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]':
-        'SendCommand reaches only instances that carry the profiler cluster tag (ssm:resourceTag condition).',
+      [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/<${stack.resolve(props.rules.scheduleGroup.logicalId)}>/*]`]:
+        "One schedule per rule, all in the profiler's own schedule group.",
     });
 
     // ---- the HTTP API, signed in with Cognito ----

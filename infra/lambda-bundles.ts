@@ -8,6 +8,7 @@ export const LAMBDA_ENTRIES = {
   api: 'functions/lambda/api.lambda.ts',
   completion: 'functions/lambda/completion.lambda.ts',
   reconciler: 'functions/lambda/reconciler.lambda.ts',
+  tick: 'functions/lambda/tick.lambda.ts',
 } as const;
 
 export type LambdaName = keyof typeof LAMBDA_ENTRIES;

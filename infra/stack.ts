@@ -35,6 +35,7 @@ export class FlinkFleetProfilerStack extends Stack {
       artifacts: this.storage.artifacts,
       ssmOutputPrefix: SSM_OUTPUT_PREFIX,
     });
+    this.rules = new Rules(this, 'Rules');
     this.functions = new Functions(this, 'Functions', {
       table: this.storage.table,
       artifacts: this.storage.artifacts,
@@ -45,13 +46,13 @@ export class FlinkFleetProfilerStack extends Stack {
       roleTag: settings.roleTag,
       logRetentionDays: settings.logRetentionDays,
       cognitoDomainPrefix: settings.cognitoDomainPrefix,
+      rules: { scheduleGroup: this.rules.scheduleGroup, schedulerRole: this.rules.schedulerRole },
     });
     this.web = new Web(this, 'Web', {
       api: this.functions.api,
       assetPath: settings.webAssetPath,
       accessLogs: this.storage.accessLogs,
     });
-    this.rules = new Rules(this, 'Rules');
 
     new CfnOutput(this, 'Url', {
       value: `https://${this.web.distribution.distributionDomainName}`,

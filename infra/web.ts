@@ -1,10 +1,11 @@
-import { type CfnElement, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
+import { PAGE_CSP } from '../functions/local/web-assets.ts';
 import { acknowledge } from './nag.ts';
 
 export interface WebProps {
@@ -43,7 +44,20 @@ export class Web extends Construct {
       defaultBehavior: {
         origin: origins.S3BucketOrigin.withOriginAccessControl(this.bucket),
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-        responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+        responseHeadersPolicy: new cloudfront.ResponseHeadersPolicy(this, 'UiHeaders', {
+          comment: 'The UI page: the same Content-Security-Policy as local mode',
+          securityHeadersBehavior: {
+            contentSecurityPolicy: { contentSecurityPolicy: PAGE_CSP, override: true },
+            contentTypeOptions: { override: true },
+            frameOptions: { frameOption: cloudfront.HeadersFrameOption.DENY, override: true },
+            referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.SAME_ORIGIN, override: true },
+            strictTransportSecurity: {
+              accessControlMaxAge: Duration.days(365),
+              includeSubdomains: true,
+              override: true,
+            },
+          },
+        }),
       },
       additionalBehaviors: {
         // Same origin for UI and API: the browser needs no CORS, and the JWT goes along in the Authorization header.

@@ -2,13 +2,15 @@ import { gunzipSync } from 'node:zlib';
 import { isProfilingMode, type ProfilingMode } from './modes.ts';
 
 /**
- * The node agent's result protocol on stdout (functions/node-agent/profile-flink-jvm.sh prints it):
+ * The node agent's result protocol on stdout (the script of functions/node-agent/flink-profiler.ssm.yaml prints it):
  *
  *   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> message=<rest of the line>
  *   -----BEGIN FLINK PROFILE-----
  *   <base64 of the gzip-compressed HTML flame graph, wrapped>
  *   -----END FLINK PROFILE-----
  *
+ * `mode` is the mode really profiled, and the message "Profiling Successful", with a note in parentheses when the
+ * agent had to change the mode: `Profiling Successful (CPU fell back to ITIMER: perf events unavailable on this node)`.
  * A failed run prints only the result line (status=FAILED) and exits non-zero.
  */
 export const RESULT_LINE_PREFIX = 'FLINK_PROFILER_RESULT ';

@@ -1,3 +1,4 @@
+import type { FiringClaim, Rule, RuleFiring } from './rule.ts';
 import type { Role, Run, RunStatus, Target } from './run.ts';
 
 /** What a finished run records; written only if the run is still RUNNING. */
@@ -124,4 +125,44 @@ export interface Logger {
   info(message: string, details?: Record<string, unknown>): void;
   warn(message: string, details?: Record<string, unknown>): void;
   error(message: string, details?: Record<string, unknown>): void;
+}
+
+/**
+ * Keeps scheduled profiling rules: the source of truth for what fires when. Writes that could race are
+ * conditional: a stale replace and a second claim of the same firing are refused, not applied.
+ */
+export interface RuleStore {
+  /** Stores a new rule (its id must be new). */
+  create(rule: Rule): Promise<void>;
+  get(id: string): Promise<Rule | undefined>;
+  /** Every rule, oldest first. */
+  list(): Promise<Rule[]>;
+  /**
+   * Writes a rule's spec, `version`, `nextFireAt` and `updatedAt` if the stored rule is still at `expectedVersion`;
+   * leaves its firing record alone. False when the rule is gone or was changed meanwhile.
+   */
+  replace(rule: Rule, expectedVersion: number): Promise<boolean>;
+  /** Deletes a rule; false when there was none. */
+  delete(id: string): Promise<boolean>;
+  /**
+   * Claims one firing: records `firedAt`, `scheduledAt` and the next fire time, in one conditional write, if the rule
+   * is still at `version`, enabled, and has not fired for `scheduledAt` or a later time. False when refused: then
+   * another firing (a duplicate invocation, a second scheduler, a restarted one) has it or the rule changed.
+   */
+  claimFiring(claim: FiringClaim): Promise<boolean>;
+  /** Records what a claimed firing did, unless the rule has fired again since (or is gone). */
+  recordFiring(ruleId: string, firing: RuleFiring): Promise<void>;
+  /** Enabled rules whose next fire time is at or before `now`, earliest first. */
+  listDue(now: number): Promise<Rule[]>;
+}
+
+/**
+ * Makes rules fire on time: on AWS one EventBridge Scheduler schedule per rule, locally an in-process timer.
+ * The rule store stays the source of truth; whatever fires re-reads the rule before it acts.
+ */
+export interface RuleScheduler {
+  /** Creates or replaces the rule's schedule (a disabled rule keeps a disabled schedule). */
+  put(rule: Rule): Promise<void>;
+  /** Removes the rule's schedule; a rule without one is fine. */
+  remove(ruleId: string): Promise<void>;
 }

@@ -24,7 +24,7 @@ import {
   SUCCESS_MESSAGE,
   type Target,
 } from './run.ts';
-import { DEFAULT_MAX_DURATION_SECONDS, parseOrThrow, runRequestSchema } from './validation.ts';
+import { DEFAULT_MAX_DURATION_SECONDS, fanOutRequestSchema, parseOrThrow, runRequestSchema } from './validation.ts';
 
 export interface ProfilerSettings {
   /** Largest accepted duration in seconds (Flink: `rest.profiling.duration-max`). */
@@ -66,6 +66,30 @@ export interface StartRunRequest {
   ruleId?: string | null;
 }
 
+export interface StartRunsRequest {
+  cluster: string;
+  /** `{mode, duration, role, nodes?}` as the client sent it; validated here. */
+  body: unknown;
+  requestedBy?: string | null;
+  ruleId?: string | null;
+}
+
+/** A target a fan-out did not start a run on, and why. */
+export interface SkippedTarget {
+  node: string;
+  role: Role;
+  reason: string;
+  /** The run that keeps the target busy, when that is the reason. */
+  runningRunId?: string;
+}
+
+/** What a fan-out started: one run per free target, all sharing `groupId`, and the targets it skipped. */
+export interface StartRunsResult {
+  groupId: string;
+  runs: RunView[];
+  skipped: SkippedTarget[];
+}
+
 /** A run as clients see it, with fresh links to its flame graph once it has one. */
 export interface RunView extends Run {
   url?: string;
@@ -85,11 +109,13 @@ export class ProfilerService {
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly requestSchema: ReturnType<typeof runRequestSchema>;
+  private readonly fanOutSchema: ReturnType<typeof fanOutRequestSchema>;
 
   constructor(deps: ProfilerDependencies) {
     this.deps = deps;
     this.settings = deps.settings;
     this.requestSchema = runRequestSchema(deps.settings.maxDurationSeconds);
+    this.fanOutSchema = fanOutRequestSchema(deps.settings.maxDurationSeconds);
     this.now = deps.now ?? Date.now;
     this.newId = deps.newId ?? (() => crypto.randomUUID());
   }
@@ -138,8 +164,75 @@ export class ProfilerService {
     const { mode, duration } = parseOrThrow(this.requestSchema, request.body);
     const { target, node } = await this.resolveTarget(request.cluster, request.role, request.node);
 
-    const run: Run = {
-      ...target,
+    const run = this.newRun(target, mode, duration, request);
+    const insert = await this.deps.runs.insertRunning(run);
+    if (!insert.inserted) throw new ConflictError(busyReason(target, insert.runningRunId));
+    await this.trimHistory(target);
+
+    await this.dispatch([{ run, node }]);
+    return this.view((await this.deps.runs.get(run.id)) ?? run);
+  }
+
+  /**
+   * Fan-out: starts one run per target — every node of `role` in the cluster, or the nodes named — all sharing
+   * one group id, and dispatches them in one batch. A busy or unknown node is skipped and reported, not a reason
+   * to refuse the others; only an unknown cluster, or one with no node of the role, is refused (404).
+   */
+  async startRuns(request: StartRunsRequest): Promise<StartRunsResult> {
+    const { mode, duration, role, nodes: named } = parseOrThrow(this.fanOutSchema, request.body);
+    const known = await this.deps.discovery.listNodes(request.cluster);
+    if (!known) throw new NotFoundError(`cluster '${request.cluster}' not found`);
+    const ofRole = known.filter((n) => n.role === role);
+    if (ofRole.length === 0) throw new NotFoundError(`no ${role} found in cluster '${request.cluster}'`);
+
+    const skipped: SkippedTarget[] = [];
+    let chosen = ofRole;
+    if (named) {
+      const byId = new Map(ofRole.map((n) => [n.id, n]));
+      chosen = [];
+      for (const id of new Set(named)) {
+        const node = byId.get(id);
+        if (node) chosen.push(node);
+        else skipped.push({ node: id, role, reason: `${role} '${id}' not found in cluster '${request.cluster}'` });
+      }
+    }
+
+    const groupId = this.newId();
+    const inserts = await Promise.all(
+      chosen.map(async (node) => {
+        const target: Target = { cluster: request.cluster, role, node: node.id };
+        const run = { ...this.newRun(target, mode, duration, request), groupId };
+        return { run, node, insert: await this.deps.runs.insertRunning(run) };
+      }),
+    );
+    const started: DispatchRequest[] = [];
+    for (const { run, node, insert } of inserts) {
+      if (insert.inserted) started.push({ run, node });
+      else {
+        const reason = busyReason(run, insert.runningRunId);
+        skipped.push({ node: node.id, role, reason, runningRunId: insert.runningRunId });
+      }
+    }
+    await Promise.all(started.map(({ run }) => this.trimHistory(run)));
+    if (started.length > 0) await this.dispatch(started);
+
+    const runs = await Promise.all(
+      started.map(async ({ run }) => this.view((await this.deps.runs.get(run.id)) ?? run)),
+    );
+    return { groupId, runs, skipped };
+  }
+
+  /** A new RUNNING run of a target, not yet stored. */
+  private newRun(
+    target: Target,
+    mode: Run['mode'],
+    duration: number,
+    origin: { requestedBy?: string | null; ruleId?: string | null },
+  ): Run {
+    return {
+      cluster: target.cluster,
+      node: target.node,
+      role: target.role,
       id: this.newId(),
       mode,
       duration,
@@ -150,19 +243,9 @@ export class ProfilerService {
       outputFile: null,
       commandId: null,
       artifactKey: null,
-      requestedBy: request.requestedBy ?? null,
-      ruleId: request.ruleId ?? null,
+      requestedBy: origin.requestedBy ?? null,
+      ruleId: origin.ruleId ?? null,
     };
-    const insert = await this.deps.runs.insertRunning(run);
-    if (!insert.inserted) {
-      throw new ConflictError(
-        `${describeTarget(target)} is busy: run ${insert.runningRunId} is still RUNNING; wait for it to finish`,
-      );
-    }
-    await this.trimHistory(target);
-
-    await this.dispatch([{ run, node }]);
-    return this.view((await this.deps.runs.get(run.id)) ?? run);
   }
 
   /** Dispatches RUNNING runs and records their commands; a run whose agent could not be started is FAILED. */
@@ -210,7 +293,7 @@ export class ProfilerService {
       const finished = await this.deps.runs.finish(run.id, {
         status: 'FINISHED',
         finishedTime,
-        message: result.message || SUCCESS_MESSAGE,
+        message: finishedMessage(run, result),
         outputFile,
         artifactKey,
       });
@@ -337,6 +420,22 @@ export class ProfilerService {
     const keys = trimmed.flatMap((run) => (run.artifactKey ? [run.artifactKey] : []));
     if (keys.length > 0) await this.deps.artifacts.delete(keys);
   }
+}
+
+/**
+ * The message of a finished run: Flink's "Profiling Successful", with the agent's note when it profiled in another
+ * mode than asked (a CPU run retried in ITIMER where perf events are unavailable). The run keeps the mode asked for;
+ * an agent that switched modes without saying so in its message still gets a note, so the flame graph is never
+ * taken for what it is not.
+ */
+function finishedMessage(run: Run, result: AgentResult): string {
+  const message = result.message || SUCCESS_MESSAGE;
+  if (!result.mode || result.mode === run.mode || message.includes(result.mode)) return message;
+  return `${message} (${run.mode} fell back to ${result.mode})`;
+}
+
+function busyReason(target: Target, runningRunId: string): string {
+  return `${describeTarget(target)} is busy: run ${runningRunId} is still RUNNING; wait for it to finish`;
 }
 
 /** The message of a failed run: the agent's own when it gave one, else what the command's end tells. */

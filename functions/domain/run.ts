@@ -27,6 +27,11 @@ export interface Run extends Target {
   artifactKey: string | null;
   requestedBy: string | null;
   ruleId: string | null;
+  /**
+   * Runs started together by one fan-out (`POST /clusters/{cluster}/profiler`) share this id; absent on a run
+   * started alone. Optional so that a store that does not keep it yet still holds runs.
+   */
+  groupId?: string;
 }
 
 /** Flink's message for a finished run (contract). */

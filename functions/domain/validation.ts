@@ -1,35 +1,70 @@
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 import { PROFILING_MODES } from './modes.ts';
+import { ROLES } from './run.ts';
 
 /** Flink's largest accepted duration by default (`rest.profiling.duration-max`: 5 min). */
 export const DEFAULT_MAX_DURATION_SECONDS = 300;
 
 const isMissing = (input: unknown) => input === undefined;
 
+/** The rules of `mode` and `duration`, shared by every request that starts runs. */
+function runFields(maxDuration: number) {
+  const durationRule = `must be a whole number of seconds from 1 to ${maxDuration}`;
+  return {
+    mode: z.enum(PROFILING_MODES, {
+      error: (issue) =>
+        isMissing(issue.input) ? 'is required' : `must be one of ${PROFILING_MODES.join(', ')} (upper case)`,
+    }),
+    duration: z
+      .number({ error: (issue) => (isMissing(issue.input) ? 'is required' : durationRule) })
+      .int({ error: durationRule })
+      .min(1, { error: durationRule })
+      .max(maxDuration, { error: durationRule }),
+  };
+}
+
+/** A JSON object with exactly `shape`'s fields; an unknown field is named with the list of those accepted. */
+function strictBody<T extends z.core.$ZodLooseShape>(shape: T, accepted: string) {
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown field; only ${accepted} are accepted`
+        : `must be a JSON object with ${accepted}`,
+  });
+}
+
 /** The body of a profiling request, `{mode, duration}`, as Flink takes it; `maxDuration` comes from the config. */
 export function runRequestSchema(maxDuration: number) {
-  const durationRule = `must be a whole number of seconds from 1 to ${maxDuration}`;
-  return z.strictObject(
+  return strictBody(runFields(maxDuration), 'mode and duration');
+}
+
+/** Most targets one fan-out may name. */
+export const MAX_FAN_OUT_NODES = 1000;
+
+/**
+ * The body of a fan-out, `{mode, duration, role, nodes?}`: one run per node of `role` in the cluster, or per
+ * node named in `nodes`.
+ */
+export function fanOutRequestSchema(maxDuration: number) {
+  const nodesRule = `must be a list of 1 to ${MAX_FAN_OUT_NODES} node ids`;
+  return strictBody(
     {
-      mode: z.enum(PROFILING_MODES, {
-        error: (issue) =>
-          isMissing(issue.input) ? 'is required' : `must be one of ${PROFILING_MODES.join(', ')} (upper case)`,
+      ...runFields(maxDuration),
+      role: z.enum(ROLES, {
+        error: (issue) => (isMissing(issue.input) ? 'is required' : `must be one of ${ROLES.join(', ')}`),
       }),
-      duration: z
-        .number({ error: (issue) => (isMissing(issue.input) ? 'is required' : durationRule) })
-        .int({ error: durationRule })
-        .min(1, { error: durationRule })
-        .max(maxDuration, { error: durationRule }),
+      nodes: z
+        .array(z.string({ error: 'must be a node id' }).min(1, { error: 'must be a node id' }), { error: nodesRule })
+        .min(1, { error: nodesRule })
+        .max(MAX_FAN_OUT_NODES, { error: nodesRule })
+        .optional(),
     },
-    {
-      error: (issue) =>
-        issue.code === 'unrecognized_keys'
-          ? `unknown field; only mode and duration are accepted`
-          : 'must be a JSON object with mode and duration',
-    },
+    'mode, duration, role and nodes',
   );
 }
+
+export type FanOutRequest = z.infer<ReturnType<typeof fanOutRequestSchema>>;
 
 export type RunRequest = z.infer<ReturnType<typeof runRequestSchema>>;
 

@@ -2,14 +2,18 @@ import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError, ValidationError } from '#domain/errors.ts';
+import { DEFAULT_MODE, MODE_DESCRIPTIONS, PROFILING_MODES } from '#domain/modes.ts';
 import type { Logger } from '#domain/ports.ts';
 import type { ProfilerService, RunView } from '#domain/profiler-service.ts';
+import type { RuleService } from '#domain/rule-service.ts';
 import type { Role } from '#domain/run.ts';
-import { describeIssues, runRequestSchema } from '#domain/validation.ts';
+import { describeIssues, fanOutRequestSchema, runRequestSchema } from '#domain/validation.ts';
+import { registerRuleRoutes } from './rule-routes.ts';
 import {
   ClusterParams,
   ClustersSchema,
   ErrorsSchema,
+  FanOutResultSchema,
   NodeOutputFileParams,
   NodeParams,
   NodesSchema,
@@ -19,6 +23,7 @@ import {
   RunListSchema,
   RunParams,
   RunQuery,
+  ServiceConfigSchema,
 } from './schemas.ts';
 
 /** The base path of the API (contract). */
@@ -26,6 +31,8 @@ export const API_BASE_PATH = '/api/v1';
 
 export interface AppDependencies {
   profiler: ProfilerService;
+  /** Scheduled profiling rules (`/rules`); left out, the API has no rules endpoints. */
+  rules?: RuleService;
   log: Logger;
   /** Who is asking, from the request's credentials (AWS: the JWT's claims); null where nobody signs in. */
   requestedBy?: (c: Context) => string | null;
@@ -35,8 +42,8 @@ type ProfilingInfo = z.infer<typeof ProfilingInfoSchema>;
 
 /** A run as the API shows it: Flink's ProfilingInfo fields plus ours, without internal bookkeeping. */
 function toProfilingInfo(run: RunView): ProfilingInfo {
-  const { commandId: _commandId, artifactKey: _artifactKey, ...visible } = run;
-  return visible;
+  const { commandId: _commandId, artifactKey: _artifactKey, groupId, ...visible } = run;
+  return { ...visible, groupId: groupId ?? null };
 }
 
 const errorResponses = (...statuses: Array<400 | 404 | 409>) =>
@@ -63,7 +70,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
  * (`app.request`). Bodies, paths and queries are validated by the same zod schemas the OpenAPI document
  * at `/openapi.json` is made of.
  */
-export function createApp({ profiler, log, requestedBy = () => null }: AppDependencies): OpenAPIHono {
+export function createApp({ profiler, rules, log, requestedBy = () => null }: AppDependencies): OpenAPIHono {
   const app = new OpenAPIHono({
     defaultHook: (result) => {
       if (!result.success) throw new ValidationError(describeIssues(result.error));
@@ -76,6 +83,25 @@ export function createApp({ profiler, log, requestedBy = () => null }: AppDepend
       required: true,
     },
   };
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/config',
+      summary: "The service's settings that clients need: duration limit, history size, modes",
+      responses: { 200: json(ServiceConfigSchema, 'the settings') },
+    }),
+    (c) =>
+      c.json(
+        {
+          maxDurationSeconds: profiler.settings.maxDurationSeconds,
+          historySize: profiler.settings.historySize,
+          defaultMode: DEFAULT_MODE,
+          modes: PROFILING_MODES.map((mode) => ({ mode, description: MODE_DESCRIPTIONS[mode] })),
+        },
+        200,
+      ),
+  );
 
   // Fleet
   app.openapi(
@@ -90,6 +116,33 @@ export function createApp({ profiler, log, requestedBy = () => null }: AppDepend
       responses: { 200: json(NodesSchema, "the cluster's Flink JVMs"), ...errorResponses(404) },
     }),
     async (c) => c.json({ nodes: await profiler.listNodes(c.req.valid('param').cluster) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/clusters/{cluster}/profiler',
+      summary: 'Fan-out: start one run per node of a role (or per node named), sharing one groupId',
+      request: {
+        params: ClusterParams,
+        body: {
+          content: { 'application/json': { schema: fanOutRequestSchema(profiler.settings.maxDurationSeconds) } },
+          required: true,
+        },
+      },
+      responses: {
+        200: json(FanOutResultSchema, 'the runs started, and the targets skipped (busy or unknown) with the reason'),
+        ...errorResponses(400, 404),
+      },
+    }),
+    async (c) => {
+      const result = await profiler.startRuns({
+        cluster: c.req.valid('param').cluster,
+        body: c.req.valid('json'),
+        requestedBy: requestedBy(c),
+      });
+      return c.json({ ...result, runs: result.runs.map(toProfilingInfo) }, 200);
+    },
   );
 
   // Flink-compatible profiler endpoints, for the JobManager and for each TaskManager.
@@ -179,6 +232,8 @@ export function createApp({ profiler, log, requestedBy = () => null }: AppDepend
       return c.json({ ...page, runs: page.runs.map(toProfilingInfo) }, 200);
     },
   );
+
+  if (rules) registerRuleRoutes(app, rules, profiler.settings.maxDurationSeconds);
 
   app.doc('/openapi.json', {
     openapi: '3.0.3',

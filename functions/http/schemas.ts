@@ -34,6 +34,9 @@ export const ProfilingInfoSchema = z
       .openapi({ description: 'short-lived link that downloads the flame graph as outputFile (FINISHED only)' }),
     ruleId: z.string().nullable(),
     requestedBy: z.string().nullable(),
+    groupId: z.string().nullable().openapi({
+      description: 'shared by the runs of one fan-out (POST /clusters/{cluster}/profiler); null otherwise',
+    }),
   })
   .openapi('ProfilingInfo');
 
@@ -42,6 +45,34 @@ export const ProfilingListSchema = z.object({ profilingList: z.array(ProfilingIn
 export const RunListSchema = z
   .object({ runs: z.array(ProfilingInfoSchema), nextToken: z.string().optional() })
   .openapi('RunList');
+
+/** What a fan-out started (one run per free target, sharing `groupId`) and which targets it skipped, and why. */
+export const FanOutResultSchema = z
+  .object({
+    groupId: z.string().openapi({ description: 'the groupId of every run started by this request' }),
+    runs: z.array(ProfilingInfoSchema),
+    skipped: z.array(
+      z.object({
+        node: z.string(),
+        role: z.enum(ROLES),
+        reason: z
+          .string()
+          .openapi({ example: "taskmanager 'i-0abc' of cluster 'prod' is busy: run … is still RUNNING" }),
+        runningRunId: z.string().optional().openapi({ description: 'the run that keeps the target busy' }),
+      }),
+    ),
+  })
+  .openapi('FanOutResult');
+
+/** What the UI needs to know of the service's settings. */
+export const ServiceConfigSchema = z
+  .object({
+    maxDurationSeconds: z.number().int().openapi({ description: 'largest accepted duration in seconds' }),
+    historySize: z.number().int().openapi({ description: 'runs kept per target' }),
+    defaultMode: ModeSchema,
+    modes: z.array(z.object({ mode: ModeSchema, description: z.string() })),
+  })
+  .openapi('ServiceConfig');
 
 export const ClustersSchema = z
   .object({ clusters: z.array(z.object({ id: z.string(), nodes: z.number().int() })) })

@@ -1,12 +1,15 @@
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { type AwsClients, createAwsClients } from '#adapters/aws/clients.ts';
+import { DynamoDbRuleStore } from '#adapters/aws/dynamodb-rule-store.ts';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
 import { Ec2Discovery } from '#adapters/aws/ec2-discovery.ts';
+import { EventBridgeRuleScheduler } from '#adapters/aws/eventbridge-rule-scheduler.ts';
 import { S3ArtifactStore } from '#adapters/aws/s3-artifact-store.ts';
 import { SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
-import type { Logger } from '#domain/ports.ts';
+import type { Logger, RuleScheduler } from '#domain/ports.ts';
 import { ProfilerService } from '#domain/profiler-service.ts';
-import { type AwsConfig, readAwsConfig } from '#shared/config.ts';
+import { RuleService } from '#domain/rule-service.ts';
+import { type AwsConfig, readAwsConfig, readRuleSchedulerConfig } from '#shared/config.ts';
 
 /** Structured JSON logs through Powertools, behind the domain's Logger port. */
 export function createLambdaLogger(): Logger {
@@ -37,6 +40,36 @@ export function createAwsProfiler(
     }),
     discovery: new Ec2Discovery(clients.ec2, { clusterTag: config.clusterTag, roleTag: config.roleTag }),
     settings: config.settings,
+    log,
+  });
+}
+
+/** For the tick function, which fires rules and never writes schedules (its own ARN is no setting of its own). */
+const NO_SCHEDULE_WRITES: RuleScheduler = {
+  put: () => Promise.reject(new Error('the rule tick function does not write schedules')),
+  remove: () => Promise.reject(new Error('the rule tick function does not write schedules')),
+};
+
+/**
+ * Scheduled profiling rules over the AWS adapters: rules in the run table, schedules in EventBridge Scheduler.
+ * `writesSchedules: false` (the tick function) needs no scheduler settings.
+ */
+export function createAwsRuleService(options: {
+  profiler: ProfilerService;
+  writesSchedules: boolean;
+  config?: AwsConfig;
+  clients?: AwsClients;
+  log?: Logger;
+}): RuleService {
+  const { profiler, config = readAwsConfig(), clients = createAwsClients(), log = createLambdaLogger() } = options;
+  const scheduler = options.writesSchedules
+    ? new EventBridgeRuleScheduler(clients.scheduler, readRuleSchedulerConfig())
+    : NO_SCHEDULE_WRITES;
+  return new RuleService({
+    rules: new DynamoDbRuleStore(clients.dynamo, config.table),
+    scheduler,
+    profiler,
+    discovery: new Ec2Discovery(clients.ec2, { clusterTag: config.clusterTag, roleTag: config.roleTag }),
     log,
   });
 }

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -10,16 +9,18 @@ import { bodyLimit } from 'hono/body-limit';
 import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
 import { LocalDispatcher } from '#adapters/local/local-dispatcher.ts';
 import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
+import { SqliteRuleStore } from '#adapters/local/sqlite-rule-store.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
 import { DomainError } from '#domain/errors.ts';
 import type { Logger } from '#domain/ports.ts';
 import { ProfilerService } from '#domain/profiler-service.ts';
+import { RuleService } from '#domain/rule-service.ts';
 import { API_BASE_PATH, createApp } from '#http/app.ts';
 import type { LocalConfig } from '#shared/config.ts';
 import { resolveAsprof } from './async-profiler.ts';
 import { consoleLogger } from './log.ts';
-
-const STATUS_PAGE = fileURLToPath(new URL('../../web/index.html', import.meta.url));
+import { LocalRuleTicker } from './rule-ticker.ts';
+import { UNBUILT_PAGE, WebAssets } from './web-assets.ts';
 
 /** How often local mode settles runs whose agent ended while nobody listened (e.g. across a restart). */
 const RECONCILE_INTERVAL_MS = 2000;
@@ -28,6 +29,7 @@ export interface LocalServer {
   /** Where the server listens, e.g. `http://127.0.0.1:8080`. */
   url: string;
   profiler: ProfilerService;
+  rules: RuleService;
   artifacts: DirectoryArtifactStore;
   close(): Promise<void>;
 }
@@ -46,7 +48,7 @@ async function loadLinkSecret(config: LocalConfig, dataDir: string): Promise<Buf
 }
 
 /**
- * Local mode: the API, the status page and the flame-graph links on one origin, over SQLite, a directory
+ * Local mode: the API, the web UI (web/dist) and the flame-graph links on one origin, over SQLite, a directory
  * and node agents run as child processes on this machine.
  */
 export async function startLocalServer(config: LocalConfig, log: Logger = consoleLogger): Promise<LocalServer> {
@@ -62,6 +64,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
     () => baseUrl,
   );
   let profiler: ProfilerService | undefined;
+  const discovery = new ProcDiscovery();
   const dispatcher = new LocalDispatcher({
     commandsDir: join(dataDir, 'commands'),
     asprof,
@@ -73,14 +76,25 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
     runs,
     artifacts,
     dispatcher,
-    discovery: new ProcDiscovery(),
+    discovery,
     settings: config.settings,
+    log,
+  });
+  // Rules live in the same SQLite file as the runs, in a table of their own.
+  const ruleStore = new SqliteRuleStore(join(dataDir, 'runs.sqlite'));
+  let rules: RuleService | undefined;
+  const ruleTicker = new LocalRuleTicker(() => (rules as RuleService).fireDue(), log);
+  rules = new RuleService({
+    rules: ruleStore,
+    scheduler: ruleTicker,
+    profiler,
+    discovery,
     log,
   });
 
   const root = new Hono();
   root.use(`${API_BASE_PATH}/*`, bodyLimit({ maxSize: 64 * 1024 }));
-  root.route('/', createApp({ profiler, log }));
+  root.route('/', createApp({ profiler, rules, log }));
   root.get('/artifacts/:fileName', async (c) => {
     try {
       const artifact = await artifacts.open(c.req.query());
@@ -100,8 +114,17 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
       throw error;
     }
   });
-  const statusPage = await readFile(STATUS_PAGE, 'utf8');
-  root.get('/', (c) => c.html(statusPage));
+  const web = await WebAssets.load();
+  if (!web) log.warn('the web UI is not built (web/dist is missing): run npm run build:web; npm start does it for you');
+  root.get('/', (c) => web?.serve(c, '/') ?? c.html(UNBUILT_PAGE, 503));
+  root.get('/index.html', (c) => web?.serve(c, '/') ?? c.html(UNBUILT_PAGE, 503));
+  root.get('/assets/*', (c) => web?.serve(c, c.req.path) ?? c.text('Not Found', 404));
+  // The API answers JSON everywhere, unknown endpoints too (the mounted app's own notFound is not consulted here).
+  root.notFound((c) =>
+    c.req.path.startsWith(`${API_BASE_PATH}/`)
+      ? c.json({ errors: [`no such endpoint: ${c.req.method} ${c.req.path}`] }, 404)
+      : c.text('Not Found', 404),
+  );
 
   // Settle what a previous run of the server left RUNNING before taking new requests.
   await profiler.reconcile('all');
@@ -130,15 +153,20 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
     }
   }, RECONCILE_INTERVAL_MS);
   reconcileTimer.unref();
+  // Rules due while the server was down fire now, once each; then on time.
+  ruleTicker.start();
 
   return {
     url,
     profiler,
+    rules,
     artifacts,
     close: async () => {
       clearInterval(reconcileTimer);
+      await ruleTicker.stop();
       await new Promise<void>((done) => server.close(() => done()));
       runs.close();
+      ruleStore.close();
     },
   };
 }

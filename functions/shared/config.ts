@@ -23,6 +23,12 @@ export const ENV = {
   deliveryTimeout: 'FLINK_PROFILER_DELIVERY_TIMEOUT',
   clusterTag: 'FLINK_PROFILER_CLUSTER_TAG',
   roleTag: 'FLINK_PROFILER_ROLE_TAG',
+  /** EventBridge Scheduler group that holds one schedule per rule (the API function writes them). */
+  scheduleGroup: 'FLINK_PROFILER_SCHEDULE_GROUP',
+  /** ARN of the rule tick function, the target of every rule's schedule. */
+  tickFunctionArn: 'FLINK_PROFILER_TICK_FUNCTION_ARN',
+  /** ARN of the role the schedules assume to invoke the tick function (the API function passes it). */
+  schedulerRoleArn: 'FLINK_PROFILER_SCHEDULER_ROLE_ARN',
 } as const;
 
 const wholeNumber = (min: number, max: number) =>
@@ -75,25 +81,25 @@ export interface LocalConfig {
 
 /** Reads and checks local mode's configuration once, at start-up. */
 export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
-  const parsed = parseEnv(localSchema, env) as Record<string, unknown>;
+  const parsed = parseEnv(localSchema, env);
   return {
-    port: parsed[ENV.port] as number,
-    host: parsed[ENV.host] as string,
-    publicUrl: parsed[ENV.publicUrl] as string | undefined,
-    dataDir: parsed[ENV.dataDir] as string,
-    linkSecret: parsed[ENV.linkSecret] as string | undefined,
-    asprof: parsed[ENV.asprof] as string | undefined,
-    agentTmpDir: parsed[ENV.agentTmpDir] as string | undefined,
+    port: parsed[ENV.port],
+    host: parsed[ENV.host],
+    publicUrl: parsed[ENV.publicUrl],
+    dataDir: parsed[ENV.dataDir],
+    linkSecret: parsed[ENV.linkSecret],
+    asprof: parsed[ENV.asprof],
+    agentTmpDir: parsed[ENV.agentTmpDir],
     settings: settingsOf(parsed),
   };
 }
 
-function settingsOf(parsed: Record<string, unknown>): ProfilerSettings {
+function settingsOf(parsed: z.infer<typeof settingsSchema>): ProfilerSettings {
   return {
-    maxDurationSeconds: parsed[ENV.maxDuration] as number,
-    historySize: parsed[ENV.historySize] as number,
-    graceSeconds: parsed[ENV.graceSeconds] as number,
-    linkTtlSeconds: parsed[ENV.linkTtl] as number,
+    maxDurationSeconds: parsed[ENV.maxDuration],
+    historySize: parsed[ENV.historySize],
+    graceSeconds: parsed[ENV.graceSeconds],
+    linkTtlSeconds: parsed[ENV.linkTtl],
   };
 }
 
@@ -124,17 +130,47 @@ export interface AwsConfig {
 
 /** Reads and checks the Lambda functions' configuration once, at cold start. */
 export function readAwsConfig(env: NodeJS.ProcessEnv = process.env): AwsConfig {
-  const parsed = parseEnv(awsSchema, env) as Record<string, unknown>;
-  const text = (name: string) => parsed[name] as string;
+  const parsed = parseEnv(awsSchema, env);
   return {
-    table: text(ENV.table),
-    bucket: text(ENV.bucket),
-    ssmOutputPrefix: text(ENV.ssmOutputPrefix),
-    documentName: text(ENV.documentName),
-    documentVersion: text(ENV.documentVersion),
-    deliveryTimeoutSeconds: parsed[ENV.deliveryTimeout] as number,
-    clusterTag: text(ENV.clusterTag),
-    roleTag: text(ENV.roleTag),
+    table: parsed[ENV.table],
+    bucket: parsed[ENV.bucket],
+    ssmOutputPrefix: parsed[ENV.ssmOutputPrefix],
+    documentName: parsed[ENV.documentName],
+    documentVersion: parsed[ENV.documentVersion],
+    deliveryTimeoutSeconds: parsed[ENV.deliveryTimeout],
+    clusterTag: parsed[ENV.clusterTag],
+    roleTag: parsed[ENV.roleTag],
     settings: settingsOf(parsed),
+  };
+}
+
+const ruleSchedulerSchema = z.object({
+  [ENV.scheduleGroup]: z
+    .string({ error: 'is required' })
+    .regex(/^[0-9a-zA-Z\-_.]{1,64}$/, { error: 'must be an EventBridge Scheduler group name' }),
+  [ENV.tickFunctionArn]: z
+    .string({ error: 'is required' })
+    .regex(/^arn:[\w-]+:lambda:/, { error: 'must be the ARN of the rule tick Lambda function' }),
+  [ENV.schedulerRoleArn]: z
+    .string({ error: 'is required' })
+    .regex(/^arn:[\w-]+:iam::/, { error: 'must be the ARN of an IAM role' }),
+});
+
+export interface RuleSchedulerConfig {
+  groupName: string;
+  tickFunctionArn: string;
+  schedulerRoleArn: string;
+}
+
+/**
+ * Reads and checks where rules' schedules go: the API function needs it (it writes schedules); the tick function,
+ * which only fires rules, does not.
+ */
+export function readRuleSchedulerConfig(env: NodeJS.ProcessEnv = process.env): RuleSchedulerConfig {
+  const parsed = parseEnv(ruleSchedulerSchema, env) as Record<string, string>;
+  return {
+    groupName: parsed[ENV.scheduleGroup] as string,
+    tickFunctionArn: parsed[ENV.tickFunctionArn] as string,
+    schedulerRoleArn: parsed[ENV.schedulerRoleArn] as string,
   };
 }

@@ -36,6 +36,19 @@ export function describeRunStoreContract(adapter: string, createStore: RunStoreF
       expect(await store.get('no-such-run')).toBeUndefined();
     });
 
+    it('keeps the group of a fan-out run, and gives a run started alone none', async () => {
+      const store = await createStore();
+      const grouped = runOf({ groupId: 'group-1' });
+      const alone = runOf({ node: 'i-0002' });
+      await store.insertRunning(grouped);
+      await store.insertRunning(alone);
+      expect(await store.get(grouped.id)).toEqual(grouped);
+      expect(await store.get(alone.id)).not.toHaveProperty('groupId');
+      expect((await store.list({ cluster: 'prod' }, 10)).runs.find((r) => r.id === grouped.id)?.groupId).toBe(
+        'group-1',
+      );
+    });
+
     it('refuses a second RUNNING run of a target, naming the holder; other targets are free', async () => {
       const store = await createStore();
       const holder = runOf();

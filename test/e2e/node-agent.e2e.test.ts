@@ -74,8 +74,8 @@ function agentEnv(vars: Record<string, string | undefined>): NodeJS.ProcessEnv {
   return env;
 }
 
-function startAgent(vars: Record<string, string | undefined>): RunningAgent {
-  const child = spawnTracked('bash', [nodeAgentScript], {
+function startAgent(vars: Record<string, string | undefined>, script = nodeAgentScript): RunningAgent {
+  const child = spawnTracked('bash', [script], {
     env: agentEnv({
       SSM_runId: 'e2e-run-1',
       SSM_role: 'taskmanager',
@@ -109,8 +109,32 @@ function startAgent(vars: Record<string, string | undefined>): RunningAgent {
   return { child, done, stderr: () => stderr };
 }
 
-function runAgent(vars: Record<string, string | undefined>): Promise<AgentRun> {
-  return startAgent(vars).done;
+function runAgent(vars: Record<string, string | undefined>, script?: string): Promise<AgentRun> {
+  return startAgent(vars, script).done;
+}
+
+/** Where the agent looks for asprof when ASPROF is unset and PATH has none (system paths: tests move them). */
+const ASPROF_LOCATIONS_LINE =
+  'readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin/asprof)';
+
+/** A copy of the agent script whose default asprof locations are `locations`, so a test needs no system paths. */
+async function scriptWithAsprofLocations(locations: string[]): Promise<string> {
+  const text = await readFile(nodeAgentScript, 'utf8');
+  if (!text.includes(ASPROF_LOCATIONS_LINE)) throw new Error(`the agent script has no line ${ASPROF_LOCATIONS_LINE}`);
+  const script = join(await newTempDir('node-agent-script-'), 'agent.sh');
+  await writeFile(
+    script,
+    text.replace(ASPROF_LOCATIONS_LINE, `readonly ASPROF_DEFAULT_LOCATIONS=(${locations.join(' ')})`),
+  );
+  return script;
+}
+
+/** PATH without any directory that holds an asprof. */
+function pathWithoutAsprof(): string {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => dir !== '' && !existsSync(join(dir, 'asprof')))
+    .join(delimiter);
 }
 
 const RESULT_LINE = /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) message=(.*)$/;
@@ -133,11 +157,11 @@ function resultLine(run: AgentRun): ResultLine {
 }
 
 /** Checks the FINISHED protocol exactly and returns the result line and the decoded HTML. */
-function expectFinished(run: AgentRun): ResultLine & { html: string } {
+function expectFinished(run: AgentRun, message = 'Profiling Successful'): ResultLine & { html: string } {
   expect(run.code, run.stderr).toBe(0);
   const result = resultLine(run);
   expect(result.status, result.message).toBe('FINISHED');
-  expect(result.message).toBe('Profiling Successful');
+  expect(result.message).toBe(message);
   const lines = run.stdout.split('\n');
   expect(lines[1]).toBe(BEGIN);
   const end = lines.indexOf(END);
@@ -149,6 +173,11 @@ function expectFinished(run: AgentRun): ResultLine & { html: string } {
   expect(html.trimStart().toLowerCase()).toMatch(/^<!doctype html>/);
   expect(html.trimEnd()).toMatch(/<\/html>$/);
   return { ...result, html };
+}
+
+/** The message of a run's result line (for a FINISHED run whose message carries a note). */
+function resultMessageOf(run: AgentRun): string {
+  return resultLine(run).message;
 }
 
 /** Checks the FAILED protocol exactly (one line, nothing else on stdout) and the exit code. */
@@ -474,15 +503,35 @@ describe('node agent: installation and input checks', () => {
     expect(result.message).toContain("put bin/asprof on root's PATH");
   });
 
-  it('explains how to install async-profiler when there is no asprof on PATH', async () => {
-    const pathWithoutAsprof = (process.env.PATH ?? '')
-      .split(delimiter)
-      .filter((dir) => dir !== '' && !existsSync(join(dir, 'asprof')))
-      .join(delimiter);
+  it('explains how to install async-profiler when there is no asprof on PATH nor where the README installs it', async () => {
+    const home = await newTempDir('no-asprof-');
+    const locations = [join(home, 'usr-local-bin', 'asprof'), join(home, 'opt', 'async-profiler', 'bin', 'asprof')];
+    const script = await scriptWithAsprofLocations(locations);
 
-    const result = expectFailed(await runAgent({ ASPROF: undefined, PATH: pathWithoutAsprof }), 3);
+    const result = expectFailed(await runAgent({ ASPROF: undefined, PATH: pathWithoutAsprof() }, script), 3);
 
-    expect(result.message).toMatch(/^async-profiler not found: no asprof on PATH and ASPROF is not set\. Install/);
+    expect(result.message).toBe(
+      `async-profiler not found: no asprof on PATH or at ${locations.join(' ')}, and ASPROF is not set. Install an ` +
+        'async-profiler release on this node (its bin/asprof and lib/libasyncProfiler.so must stay side by side), ' +
+        "then put bin/asprof on root's PATH (for example: ln -s /opt/async-profiler/bin/asprof /usr/local/bin/asprof) " +
+        'or set ASPROF to its path.',
+    );
+  });
+
+  it("finds asprof in /opt/async-profiler/bin when SSM's PATH has no asprof and ASPROF is unset", async () => {
+    // The release layout under a stand-in for /opt/async-profiler, its bin/asprof a link to the real one (asprof
+    // finds its library next to its real path).
+    const home = await newTempDir('opt-asprof-');
+    const optAsprof = join(home, 'opt', 'async-profiler', 'bin', 'asprof');
+    await mkdir(dirname(optAsprof), { recursive: true });
+    await symlink(asprofPath, optAsprof);
+    const script = await scriptWithAsprofLocations([join(home, 'usr-local-bin', 'asprof'), optAsprof]);
+
+    const run = await runAgent({ ASPROF: undefined, PATH: pathWithoutAsprof(), SSM_duration: '1' }, script);
+
+    const result = expectFinished(run);
+    expect(result.pid).toBe(String(taskManager.pid));
+    expect(run.stderr).toContain(`with ${optAsprof}`);
   });
 
   it.each([
@@ -556,22 +605,43 @@ describe('node agent: installation and input checks', () => {
     });
     const perfUnavailable =
       "[ERROR] Perf events unavailable. Try --fdtransfer or --all-user option or 'sysctl kernel.perf_event_paranoid=1'";
+    /** async-profiler before 4.0 words it so (Flink's docs quote this one). */
+    const noAccessToPerfEvents =
+      "[ERROR] No access to perf events. Try --fdtransfer or --all-user option or 'sysctl kernel.perf_event_paranoid=1'";
 
-    it('profiles CPU in ITIMER mode, and says so, when perf events are unavailable', async () => {
-      const result = expectFinished(await runAgent({ ...failing('cpu', 200, perfUnavailable), SSM_mode: 'CPU' }));
+    it.each([
+      { error: perfUnavailable, reason: 'perf events unavailable on this node' },
+      { error: noAccessToPerfEvents, reason: 'perf events unavailable on this node' },
+      {
+        error: "[ERROR] Perf events resource limit. Check 'ulimit -n'",
+        reason: "perf events hit the JVM's open-file limit",
+      },
+    ])('profiles CPU in ITIMER mode, and says so, on "$error"', async ({ error, reason }) => {
+      // The agent asks for perf events by name (cpu-clock): 4.x's `cpu` would silently fall back to ctimer.
+      const run = await runAgent({ ...failing('cpu-clock', 200, error), SSM_mode: 'CPU' });
 
+      const result = expectFinished(run, resultMessageOf(run));
+      expect(result.message).toMatch(new RegExp(`^Profiling Successful \\(CPU fell back to ITIMER: ${reason}`));
       expect(result.mode).toBe('ITIMER');
       expect(fixtureMethods(result.html)).toContain(fakeFlinkMethods.hot);
     });
 
+    // One row per exit code and error text of async-profiler's table (docs/reference: async-profiler.md).
     it.each([
       {
         mode: 'CPU',
-        events: 'cpu itimer', // the ITIMER retry fails too
+        events: 'cpu-clock itimer', // the ITIMER retry fails too
         exitCode: 200,
         error: perfUnavailable,
         message:
           /^Start profiler failed\. Perf events are unavailable on this node .*Use mode ITIMER, or allow perf events with sysctl kernel\.perf_event_paranoid=1$/,
+      },
+      {
+        mode: 'CPU',
+        events: 'cpu-clock itimer',
+        exitCode: 200,
+        error: noAccessToPerfEvents,
+        message: /^Start profiler failed\. Perf events are unavailable on this node \(No access to perf events\. /,
       },
       {
         mode: 'ALLOC',
@@ -583,10 +653,71 @@ describe('node agent: installation and input checks', () => {
       {
         mode: 'WALL',
         events: 'wall',
+        exitCode: 200,
+        error: '[ERROR] Profiler already started',
+        message:
+          /^Start profiler failed\. Another profiling session is already running in process \d+ .*: wait until it finishes and try again$/,
+      },
+      {
+        mode: 'ITIMER',
+        events: 'itimer',
+        exitCode: 200,
+        error: '[ERROR] Could not open output file',
+        message: /^Start profiler failed\. The JVM \(uid \d+\) could not write \/.*\.html: FLINK_PROFILER_TMPDIR/,
+      },
+      {
+        mode: 'ITIMER',
+        events: 'itimer',
+        exitCode: 200,
+        error: '[ERROR] Only JFR output supports multiple events',
+        message:
+          /^Start profiler failed\. asprof rejected the node agent's options \(Only JFR output supports multiple events\): install an async-profiler release this agent supports/,
+      },
+      {
+        mode: 'WALL',
+        events: 'wall',
         exitCode: 1,
         error: 'Failed to change credentials to match the target process: Operation not permitted',
         message:
           /^Start profiler failed\. asprof could not switch to the user of process \d+ \(uid \d+\): run the node agent as root/,
+      },
+      {
+        mode: 'WALL',
+        events: 'wall',
+        exitCode: 1,
+        error: 'Could not start attach mechanism: No such file or directory',
+        message: /^Start profiler failed\. Could not attach to process \d+ .*-XX:\+DisableAttachMechanism/,
+      },
+      {
+        mode: 'WALL',
+        events: 'wall',
+        exitCode: 1,
+        error: 'Could not connect to socket: Connection refused',
+        message:
+          /^Start profiler failed\. Could not attach to process \d+ \(Could not connect to socket: Connection refused\)\. The JVM may run with -XX:\+DisableAttachMechanism/,
+      },
+      {
+        mode: 'WALL',
+        events: 'wall',
+        exitCode: 1,
+        error: 'Process 123 not found',
+        message:
+          /^Start profiler failed\. asprof could not find process \d+ although it runs \(Process 123 not found\): run the node agent on the host or in the JVM's own container, as root$/,
+      },
+      {
+        mode: 'ITIMER',
+        events: 'itimer',
+        exitCode: 100,
+        error: 'Invalid interval',
+        message: /^Start profiler failed\. asprof rejected the node agent's options \(Invalid interval\): install/,
+      },
+      {
+        mode: 'ITIMER',
+        events: 'itimer',
+        exitCode: 100,
+        error: 'Duplicate event argument',
+        message:
+          /^Start profiler failed\. asprof rejected the node agent's options \(Duplicate event argument\): install/,
       },
       {
         mode: 'LOCK',
@@ -595,6 +726,14 @@ describe('node agent: installation and input checks', () => {
         error: 'Target JVM failed to load /opt/async-profiler/lib/libasyncProfiler.so',
         message:
           /^Start profiler failed\. Process \d+ could not load .*libasyncProfiler\.so: the library and its directories must be readable by the JVM's user/,
+      },
+      {
+        mode: 'LOCK',
+        events: 'lock',
+        exitCode: 255,
+        error: 'Dynamic agent loading is not enabled. Use -XX:+EnableDynamicAgentLoading to launch target VM.',
+        message:
+          /^Start profiler failed\. The JVM refuses dynamically loaded agents: start it with -XX:\+EnableDynamicAgentLoading/,
       },
       {
         mode: 'ITIMER',

@@ -7,6 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { RUN_TABLE } from '#adapters/aws/run-table.ts';
+import { PAGE_CSP } from '#local/web-assets.ts';
 import { ENV } from '#shared/config.ts';
 import { createApp } from '../../infra/app.ts';
 import type { FlinkFleetProfilerStack } from '../../infra/stack.ts';
@@ -74,13 +75,20 @@ describe('the CDK stack', () => {
     expect(JSON.stringify(template.toJSON())).not.toContain('AWS-RunShellScript');
   });
 
-  it('lets the API send only our document, only to instances that carry the profiler tag', () => {
+  it('lets the API and the rule tick send only our document, only to instances that carry the profiler tag', () => {
     const sends = statements().filter((s) => [s.Action].flat().includes('ssm:SendCommand'));
-    expect(sends).toHaveLength(2);
-    const [document, instances] = sends;
-    expect(JSON.stringify(document.Resource)).toContain(`:document/${stack.nodeSide.documentName}`);
-    expect(JSON.stringify(instances.Resource)).toMatch(/:instance\/\*/);
-    expect(instances.Condition).toEqual({ StringLike: { 'ssm:resourceTag/flink-profiler:cluster': '*' } });
+    // Two statements for each of the two functions that start runs.
+    expect(sends).toHaveLength(4);
+    const documents = sends.filter((s) => JSON.stringify(s.Resource).includes(':document/'));
+    const instances = sends.filter((s) => JSON.stringify(s.Resource).includes(':instance/'));
+    expect(documents).toHaveLength(2);
+    for (const statement of documents) {
+      expect(JSON.stringify(statement.Resource)).toContain(`:document/${stack.nodeSide.documentName}`);
+    }
+    expect(instances.map((s) => s.Condition)).toEqual([
+      { StringLike: { 'ssm:resourceTag/flink-profiler:cluster': '*' } },
+      { StringLike: { 'ssm:resourceTag/flink-profiler:cluster': '*' } },
+    ]);
     expect(statements().some((s) => [s.Action].flat().some((a: string) => a === 'ssm:*' || a === '*'))).toBe(false);
   });
 
@@ -154,6 +162,10 @@ describe('the CDK stack', () => {
     });
     const apiOrigin = config.Origins.find((o: Json) => o.Id === api.TargetOriginId);
     expect(apiOrigin.CustomOriginConfig.OriginProtocolPolicy).toBe('https-only');
+    const [headers] = resourcesOf('AWS::CloudFront::ResponseHeadersPolicy');
+    expect(headers.ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy.ContentSecurityPolicy).toBe(
+      PAGE_CSP,
+    );
     // Never cached: each read signs fresh links.
     expect(api.CachePolicyId).toBe('4135ea2d-6df8-44a3-9df3-4b5a84be39ad');
   });
@@ -175,7 +187,7 @@ describe('the CDK stack', () => {
 
   it('runs the functions on a pinned runtime with the configuration the code reads, named once', () => {
     const functions = resourcesOf('AWS::Lambda::Function').filter((fn) => fn.Environment?.Variables?.[ENV.table]);
-    expect(functions).toHaveLength(3);
+    expect(functions).toHaveLength(4);
     for (const fn of functions) {
       expect(fn.Runtime).toBe('nodejs22.x');
       expect(Object.keys(fn.Environment.Variables)).toEqual(
@@ -185,8 +197,23 @@ describe('the CDK stack', () => {
     }
   });
 
-  it('provides the Scheduler group and the role its schedules use', () => {
+  it('provides the Scheduler group, a role that may only invoke the tick, and lets only the API write schedules', () => {
     template.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+    const invokes = statements().filter((s) => [s.Action].flat().includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(JSON.stringify(invokes[0].Resource)).toContain('TickFunction');
+    const writes = statements().filter((s) => [s.Action].flat().includes('scheduler:CreateSchedule'));
+    expect(writes).toHaveLength(1);
+    expect(JSON.stringify(writes[0].Resource)).toMatch(/:schedule\/".*RulesScheduleGroup.*\/\*/);
+    const passes = statements().filter((s) => [s.Action].flat().includes('iam:PassRole'));
+    expect(passes.map((s) => s.Condition)).toEqual([
+      { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+    ]);
+    const api = resourcesOf('AWS::Lambda::Function').filter((fn) => fn.Environment?.Variables?.[ENV.scheduleGroup]);
+    expect(api).toHaveLength(1);
+    expect(Object.keys(api[0].Environment.Variables)).toEqual(
+      expect.arrayContaining([ENV.tickFunctionArn, ENV.schedulerRoleArn]),
+    );
     template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
         Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })],

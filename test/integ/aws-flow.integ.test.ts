@@ -58,6 +58,10 @@ describe('the AWS path through the Lambda handlers', () => {
       [ENV.documentVersion]: '1',
       [ENV.ssmOutputPrefix]: OUTPUT_PREFIX,
       [ENV.graceSeconds]: '30',
+      // The API function writes rules' schedules (test/integ/rules-aws.integ.test.ts drives them).
+      [ENV.scheduleGroup]: 'flink-fleet-profiler',
+      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
+      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
     });
     // moto keeps no document version in its command records: watch what SendCommand is really sent.
     const send = SSMClient.prototype.send;

@@ -18,11 +18,14 @@ describe('Lambda bundles', () => {
       [ENV.bucket]: await createBucket(),
       [ENV.documentName]: 'FlinkFleetProfiler',
       [ENV.documentVersion]: '1',
+      [ENV.scheduleGroup]: 'flink-fleet-profiler',
+      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
+      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
     };
   });
 
   it('builds every function without local-mode code', () => {
-    expect(bundles.map((b) => b.name).sort()).toEqual(['api', 'completion', 'reconciler']);
+    expect(bundles.map((b) => b.name).sort()).toEqual(['api', 'completion', 'reconciler', 'tick']);
     for (const bundle of bundles) {
       const code = readFileSync(bundle.file, 'utf8');
       expect(code, bundle.name).not.toContain('better_sqlite3');

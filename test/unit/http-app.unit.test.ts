@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import type { FlinkNode } from '#domain/ports.ts';
 import { createTestService, FLAME_GRAPH, finishedAgentStdout, JM, TM } from '#test/support/unit-fakes.ts';
 
 const TM_PROFILER = `/api/v1/clusters/local/taskmanagers/${TM.id}/profiler`;
@@ -339,6 +340,8 @@ describe('reading', () => {
         '/api/v1/clusters/{cluster}/jobmanager/profiler',
         '/api/v1/clusters/{cluster}/jobmanager/profiler/{outputFile}',
         '/api/v1/clusters/{cluster}/nodes',
+        '/api/v1/clusters/{cluster}/profiler',
+        '/api/v1/config',
         '/api/v1/clusters/{cluster}/taskmanagers/{node}/profiler',
         '/api/v1/clusters/{cluster}/taskmanagers/{node}/profiler/{outputFile}',
         '/api/v1/runs',
@@ -349,5 +352,147 @@ describe('reading', () => {
       doc.paths['/api/v1/clusters/{cluster}/jobmanager/profiler'].post.requestBody.content['application/json'].schema;
     expect(body.properties.duration).toMatchObject({ type: 'integer', minimum: 1, maximum: 300 });
     expect(body.properties.mode.enum).toEqual(['CPU', 'ALLOC', 'LOCK', 'WALL', 'ITIMER']);
+  });
+});
+
+describe('GET config', () => {
+  it("tells clients the duration limit, the history size and every mode with Flink's description", async () => {
+    const { app } = createTestService({ maxDurationSeconds: 120, historySize: 7 });
+    const config = await jsonOf(app.request('/api/v1/config'));
+    expect(config).toMatchObject({ maxDurationSeconds: 120, historySize: 7, defaultMode: 'ITIMER' });
+    expect(config.modes.map((m: { mode: string }) => m.mode)).toEqual(['CPU', 'ALLOC', 'LOCK', 'WALL', 'ITIMER']);
+    expect(config.modes.find((m: { mode: string }) => m.mode === 'ITIMER').description).toMatch(/no perf_events/);
+  });
+});
+
+describe('POST fan-out: one run per target', () => {
+  const FAN_OUT = '/api/v1/clusters/local/profiler';
+  const TM2: FlinkNode = { id: '4343-110', role: 'taskmanager', host: 'test-host-2', pid: 4343, reachable: true };
+  const TM3: FlinkNode = { id: '4444-120', role: 'taskmanager', host: 'test-host-3', pid: 4444, reachable: true };
+  const withThreeTaskManagers = () => {
+    const service = createTestService();
+    service.discovery.nodes.push(TM2, TM3);
+    return service;
+  };
+
+  it('starts a RUNNING run on every TaskManager, sharing one groupId, dispatched in one batch', async () => {
+    const { app, dispatcher } = withThreeTaskManagers();
+    const dispatch = vi.spyOn(dispatcher, 'dispatch');
+    const response = await post(app, FAN_OUT, { mode: 'ITIMER', duration: 30, role: 'taskmanager' });
+    expect(response.status).toBe(200);
+    const result = await jsonOf(response);
+    expect(result.skipped).toEqual([]);
+    expect(result.runs.map((r: { node: string }) => r.node)).toEqual([TM.id, TM2.id, TM3.id]);
+    for (const run of result.runs) {
+      expect(run).toMatchObject({ status: 'RUNNING', mode: 'ITIMER', duration: 30, role: 'taskmanager' });
+      expect(run.groupId).toBe(result.groupId);
+    }
+    expect(dispatch).toHaveBeenCalledTimes(1);
+    expect(dispatch.mock.calls[0]?.[0].map((r) => r.node.pid)).toEqual([TM.pid, TM2.pid, TM3.pid]);
+    // The group id is kept with each run, and a run started alone has none.
+    const single = await jsonOf(post(app, JM_PROFILER, { mode: 'WALL', duration: 5 }));
+    expect(single.groupId).toBeNull();
+    const listed = await jsonOf(app.request('/api/v1/runs?role=taskmanager'));
+    expect(listed.runs.map((r: { groupId: string }) => r.groupId)).toEqual(Array(3).fill(result.groupId));
+  });
+
+  it('skips a busy target and reports why, starting the others', async () => {
+    const { app, dispatcher } = withThreeTaskManagers();
+    const busy = await jsonOf(post(app, TM_PROFILER, { mode: 'WALL', duration: 60 }));
+    const response = await post(app, FAN_OUT, { mode: 'ITIMER', duration: 10, role: 'taskmanager' });
+    expect(response.status).toBe(200);
+    const result = await jsonOf(response);
+    expect(result.runs.map((r: { node: string }) => r.node)).toEqual([TM2.id, TM3.id]);
+    expect(result.skipped).toEqual([
+      {
+        node: TM.id,
+        role: 'taskmanager',
+        runningRunId: busy.id,
+        reason: `taskmanager '${TM.id}' of cluster 'local' is busy: run ${busy.id} is still RUNNING; wait for it to finish`,
+      },
+    ]);
+    expect(dispatcher.dispatched.map((d) => d.node.id)).toEqual([TM.id, TM2.id, TM3.id]);
+  });
+
+  it('profiles only the nodes named, once each, and reports unknown names', async () => {
+    const { app } = withThreeTaskManagers();
+    const result = await jsonOf(
+      post(app, FAN_OUT, { mode: 'ALLOC', duration: 5, role: 'taskmanager', nodes: [TM3.id, 'gone', TM3.id, TM.id] }),
+    );
+    expect(result.runs.map((r: { node: string }) => r.node)).toEqual([TM3.id, TM.id]);
+    expect(result.skipped).toEqual([
+      { node: 'gone', role: 'taskmanager', reason: "taskmanager 'gone' not found in cluster 'local'" },
+    ]);
+  });
+
+  it('answers every target with nothing started when all are busy', async () => {
+    const { app, dispatcher } = createTestService();
+    await post(app, TM_PROFILER, { mode: 'ITIMER', duration: 30 });
+    const dispatch = vi.spyOn(dispatcher, 'dispatch');
+    const result = await jsonOf(post(app, FAN_OUT, { mode: 'ITIMER', duration: 30, role: 'taskmanager' }));
+    expect(result.runs).toEqual([]);
+    expect(result.skipped.map((s: { node: string }) => s.node)).toEqual([TM.id]);
+    expect(dispatch).not.toHaveBeenCalled();
+  });
+
+  it('fails the runs, not the request, when the batch cannot be dispatched', async () => {
+    const { app, dispatcher } = withThreeTaskManagers();
+    dispatcher.failWith = new Error('ThrottlingException: Rate exceeded');
+    const result = await jsonOf(post(app, FAN_OUT, { mode: 'ITIMER', duration: 30, role: 'taskmanager' }));
+    expect(result.runs.map((r: { status: string }) => r.status)).toEqual(['FAILED', 'FAILED', 'FAILED']);
+    expect(result.runs[0].message).toMatch(/^Start profiler failed\. .*Rate exceeded/);
+  });
+
+  it('refuses bad input with 400 naming each field', async () => {
+    const { app, dispatcher } = withThreeTaskManagers();
+    const cases: Array<[unknown, string[]]> = [
+      [{ mode: 'ITIMER', duration: 30 }, ['role: is required']],
+      [
+        { mode: 'ITIMER', duration: 0, role: 'worker' },
+        ['duration: must be a whole number of seconds from 1 to 300', 'role: must be one of jobmanager, taskmanager'],
+      ],
+      [
+        { mode: 'ITIMER', duration: 30, role: 'taskmanager', nodes: [] },
+        ['nodes: must be a list of 1 to 1000 node ids'],
+      ],
+      [{ mode: 'ITIMER', duration: 30, role: 'taskmanager', nodes: [''] }, ['nodes.0: must be a node id']],
+      [
+        { mode: 'ITIMER', duration: 30, role: 'taskmanager', sample: 2 },
+        ['sample: unknown field; only mode, duration, role and nodes are accepted'],
+      ],
+    ];
+    for (const [body, expected] of cases) {
+      const response = await post(app, FAN_OUT, body);
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect((await errorsOf(response)).sort()).toEqual(expected);
+    }
+    expect(dispatcher.dispatched).toHaveLength(0);
+  });
+
+  it('answers 404 for an unknown cluster, or a cluster with no node of the role', async () => {
+    const { app, discovery } = createTestService();
+    const unknown = await post(app, '/api/v1/clusters/prod/profiler', {
+      mode: 'ITIMER',
+      duration: 30,
+      role: 'taskmanager',
+    });
+    expect(unknown.status).toBe(404);
+    expect(await errorsOf(unknown)).toEqual(["cluster 'prod' not found"]);
+    discovery.nodes = [JM];
+    const none = await post(app, FAN_OUT, { mode: 'ITIMER', duration: 30, role: 'taskmanager' });
+    expect(none.status).toBe(404);
+    expect(await errorsOf(none)).toEqual(["no taskmanager found in cluster 'local'"]);
+  });
+
+  it('describes the fan-out in the OpenAPI document', async () => {
+    const { app } = createTestService();
+    const doc = await jsonOf(app.request('/api/v1/openapi.json'));
+    const route = doc.paths['/api/v1/clusters/{cluster}/profiler'].post;
+    const body = route.requestBody.content['application/json'].schema;
+    expect(body.required.sort()).toEqual(['duration', 'mode', 'role']);
+    expect(body.properties.role.enum).toEqual(['jobmanager', 'taskmanager']);
+    expect(Object.keys(route.responses).sort()).toEqual(['200', '400', '404']);
+    expect(doc.components.schemas.FanOutResult.required.sort()).toEqual(['groupId', 'runs', 'skipped']);
+    expect(doc.components.schemas.ServiceConfig.properties.maxDurationSeconds.type).toBe('integer');
   });
 });

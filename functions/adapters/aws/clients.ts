@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
@@ -22,6 +23,7 @@ export function createAwsClients() {
     // Fan-outs to many nodes meet SSM's rate limits: adaptive mode backs off with jitter and paces the client.
     ssm: new SSMClient({ retryMode: 'adaptive', maxAttempts: 8 }),
     ec2: new EC2Client({}),
+    scheduler: new SchedulerClient({}),
   };
 }
 

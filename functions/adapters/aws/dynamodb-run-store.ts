@@ -46,7 +46,8 @@ const RUN_FIELDS = [
 
 function toRun(item: Record<string, unknown>): Run {
   const run = Object.fromEntries(RUN_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as Run;
-  return run;
+  // Only the runs of a fan-out have a group.
+  return typeof item.groupId === 'string' ? { ...run, groupId: item.groupId } : run;
 }
 
 function isConditionFailure(error: unknown, index: number): boolean {

@@ -1,6 +1,8 @@
 /**
  * The table's indexes; the CDK stack creates the table from these same names (one source of truth).
- * Every index is sorted by `sortKey` (`<triggerTime, zero-padded>#<id>`), so a query reads newest first.
+ * Every index is sorted by `indexSortKey` (runs: `<triggerTime, zero-padded>#<id>`, so a query reads newest
+ * first; rules: `<createdAt, zero-padded>#<id>`). Runs are items `RUN#<id>`, target locks `TARGET#…`, and
+ * scheduled profiling rules `RULE#<id>` (see RULE_ITEM).
  */
 export const RUN_TABLE = {
   partitionKey: 'pk',
@@ -19,6 +21,16 @@ export const RUN_TABLE = {
     byCommand: 'commandKey',
     /** RUNNING runs only (sparse), for the reconciler. */
     running: 'runningKey',
+    /** Scheduled profiling rules (sparse: rule items only, one partition), sorted by creation. */
+    rules: 'ruleListKey',
   },
   indexSortKey: 'runSortKey',
+} as const;
+
+/** The key of a scheduled profiling rule's item in the same table: pk `RULE#<id>`, sk `RULE`. */
+export const RULE_ITEM = {
+  pkPrefix: 'RULE#',
+  sk: 'RULE',
+  /** The value of the `rules` index key on every rule item. */
+  listKey: 'RULE',
 } as const;

@@ -19,9 +19,10 @@ interface RunRow {
   artifact_key: string | null;
   requested_by: string | null;
   rule_id: string | null;
+  group_id: string | null;
 }
 
-const SCHEMA = `
+const TABLE = `
 CREATE TABLE IF NOT EXISTS runs (
   id            TEXT PRIMARY KEY,
   cluster       TEXT NOT NULL,
@@ -37,14 +38,22 @@ CREATE TABLE IF NOT EXISTS runs (
   command_id    TEXT,
   artifact_key  TEXT,
   requested_by  TEXT,
-  rule_id       TEXT
+  rule_id       TEXT,
+  group_id      TEXT
 );
+`;
+
+/** Columns added after the first release, each with its definition: added to an older file when it opens. */
+const ADDED_COLUMNS = { group_id: 'TEXT' } as const;
+
+const INDEXES = `
 -- The one-RUNNING-run-per-target rule lives in the database: an insert that breaks it fails atomically.
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_running_per_target ON runs (cluster, node, role) WHERE status = 'RUNNING';
 CREATE INDEX IF NOT EXISTS runs_by_target ON runs (cluster, node, role, trigger_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (trigger_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_command ON runs (command_id, node) WHERE command_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_output_file ON runs (cluster, node, role, output_file) WHERE output_file IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_by_group ON runs (group_id) WHERE group_id IS NOT NULL;
 `;
 
 function toRun(row: RunRow): Run {
@@ -64,6 +73,7 @@ function toRun(row: RunRow): Run {
     artifactKey: row.artifact_key,
     requestedBy: row.requested_by,
     ruleId: row.rule_id,
+    ...(row.group_id === null ? {} : { groupId: row.group_id }),
   };
 }
 
@@ -98,7 +108,25 @@ export class SqliteRunStore implements RunStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
+    this.db
+      .transaction(() => {
+        this.db.exec(TABLE);
+        this.migrate();
+        this.db.exec(INDEXES);
+      })
+      .immediate();
+  }
+
+  /** Brings a file written by an older version up to date: adds the columns it lacks (NULL in old rows). */
+  private migrate(): void {
+    const columns = new Set(
+      (this.db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as Array<{ name: string }>).map(
+        (c) => c.name,
+      ),
+    );
+    for (const [column, definition] of Object.entries(ADDED_COLUMNS)) {
+      if (!columns.has(column)) this.db.exec(`ALTER TABLE runs ADD COLUMN ${column} ${definition}`);
+    }
   }
 
   close(): void {
@@ -109,12 +137,12 @@ export class SqliteRunStore implements RunStore {
     const inserted = this.db
       .prepare(
         `INSERT INTO runs (id, cluster, node, role, mode, duration, status, trigger_time, finished_time, message,
-                           output_file, command_id, artifact_key, requested_by, rule_id)
+                           output_file, command_id, artifact_key, requested_by, rule_id, group_id)
          VALUES (@id, @cluster, @node, @role, @mode, @duration, 'RUNNING', @triggerTime, NULL, NULL, NULL, NULL, NULL,
-                 @requestedBy, @ruleId)
+                 @requestedBy, @ruleId, @groupId)
          ON CONFLICT DO NOTHING`,
       )
-      .run(run);
+      .run({ ...run, groupId: run.groupId ?? null });
     if (inserted.changes === 1) return { inserted: true };
     const holder = this.db
       .prepare(`SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ? AND status = 'RUNNING'`)

@@ -1,0 +1,410 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Browser, launchChromium } from '#test/support/browser.ts';
+import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
+import { flameGraphFrames } from '#test/support/flame-graph.ts';
+import { type LocalServerProcess, startLocalServerProcess } from '#test/support/local-server-process.ts';
+import { repoRoot } from '#test/support/paths.ts';
+import { buildWeb } from '../../web/build.ts';
+
+/**
+ * The web UI in headless Chromium, against the real local server process (serving the built UI) and real
+ * fake-Flink TaskManager JVMs profiled by the real async-profiler. Only these tests' own JVMs are profiled:
+ * other Flink JVMs on the machine are left alone (the fan-out names its nodes).
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+type Json = any;
+
+const SCREENSHOTS = join(repoRoot, 'test-output', 'web-ui');
+const RUN_TIMEOUT_MS = 60_000;
+
+async function api(server: LocalServerProcess, method: string, path: string, body?: unknown): Promise<Json> {
+  const response = await fetch(`${server.api}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function waitForRunEnd(server: LocalServerProcess, id: string): Promise<Json> {
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  for (;;) {
+    const { body } = await api(server, 'GET', `/runs/${id}`);
+    if (body.status !== 'RUNNING') return body;
+    if (Date.now() > deadline) throw new Error(`run ${id} still RUNNING:\n${server.output()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Waits until a node has no RUNNING run (so a test does not inherit the runs of one before it). */
+async function waitForIdle(server: LocalServerProcess, node: string): Promise<void> {
+  const { body } = await api(server, 'GET', '/clusters/local/nodes');
+  const running = body.nodes.find((n: Json) => n.id === node)?.runningRunId;
+  if (running) await waitForRunEnd(server, running);
+}
+
+const hasMethod = (frames: string[], method: string) => frames.some((frame) => frame.endsWith(`.${method}`));
+
+/** A run row's status, with the message when it FAILED (so a failure says why). */
+async function statusOf(row: Locator): Promise<string | null> {
+  const status = await row.getAttribute('data-status');
+  return status === 'FAILED' ? `FAILED: ${await row.locator('td.message').textContent()}` : status;
+}
+
+describe('web UI in headless Chromium', () => {
+  let dataDir: string;
+  let server: LocalServerProcess;
+  let browser: Browser;
+  let page: Page;
+  const jvms: FakeFlinkJvm[] = [];
+  const nodes: string[] = [];
+  const panelUrl = (node: string) => `${server.url}/#/clusters/local/taskmanagers/${node}/profiler`;
+  const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+  /** Opens an address in a fresh page and waits for the first view to show its data. */
+  const open = async (url: string) => {
+    await page?.close();
+    page = await browser.context.newPage();
+    const started = performance.now();
+    await page.goto(url);
+    await page.locator('html[data-ready=true]').waitFor();
+    return performance.now() - started;
+  };
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await buildWeb();
+    dataDir = mkdtempSync(join(tmpdir(), 'ffp-web-ui-'));
+    const agentTmp = join(dataDir, 'agent-tmp');
+    mkdirSync(agentTmp);
+    jvms.push(
+      ...(await Promise.all([startFakeFlinkJvm({ role: 'taskmanager' }), startFakeFlinkJvm({ role: 'taskmanager' })])),
+    );
+    server = await startLocalServerProcess({
+      ASPROF: inject('asprofPath'),
+      FLINK_PROFILER_DATA: dataDir,
+      FLINK_PROFILER_TMPDIR: agentTmp,
+    });
+    const listed = (await api(server, 'GET', '/clusters/local/nodes')).body.nodes as Json[];
+    for (const jvm of jvms) {
+      const node = listed.find((n) => n.pid === jvm.pid);
+      if (!node) throw new Error(`pid ${jvm.pid} not discovered: ${JSON.stringify(listed)}`);
+      nodes.push(node.id);
+    }
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    await Promise.all(jvms.map((jvm) => jvm.stop()));
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("opens a TaskManager's profiler panel by its address, with Flink's labels and defaults", async () => {
+    const [node] = nodes as [string];
+    const loadMs = await open(panelUrl(node));
+    const interactiveMs = await page.evaluate("performance.getEntriesByName('ffp:interactive')[0].startTime");
+    console.log(
+      `web UI, profiler panel: interactive ${Math.round(interactiveMs as number)} ms after navigation start (page mark); ${Math.round(loadMs)} ms from goto to ready (test side)`,
+    );
+
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(`TaskManager ${node} · cluster local`);
+    const duration = page.getByLabel('Profiling Duration');
+    expect(await duration.inputValue()).toBe('30');
+    expect(await duration.getAttribute('min')).toBe('1');
+    expect(await duration.getAttribute('step')).toBe('30');
+    expect(await duration.getAttribute('max')).toBe('300');
+    const mode = page.getByLabel('Profiling Mode');
+    expect(await mode.inputValue()).toBe('ITIMER');
+    const create = page.getByRole('button', { name: 'Create Profiling Instance' });
+    expect(await create.isEnabled()).toBe(true);
+    expect(await page.locator('#runs tbody tr').count()).toBe(0);
+
+    // Arrow keys step by 30 s, as Flink's field does.
+    await duration.focus();
+    await page.keyboard.press('ArrowUp');
+    expect(await duration.inputValue()).toBe('60');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    expect(await duration.inputValue()).toBe('1');
+    await duration.fill('30');
+
+    // Each mode's description: on its option (hover in the open list), and beside the field on hover and on keyboard focus.
+    const config = (await api(server, 'GET', '/config')).body;
+    for (const { mode: name, description } of config.modes) {
+      expect(await page.locator(`#run-mode option[value=${name}]`).getAttribute('title')).toBe(description);
+    }
+    const describeItimer = config.modes.find((m: Json) => m.mode === 'ITIMER').description;
+    const tooltip = page.getByRole('tooltip');
+    await page.getByRole('heading', { level: 1 }).click();
+    expect(await tooltip.isVisible()).toBe(false);
+    await mode.hover();
+    await expect.poll(() => tooltip.isVisible()).toBe(true);
+    expect(await tooltip.textContent()).toBe(describeItimer);
+    await page.mouse.move(0, 0);
+    await expect.poll(() => tooltip.isVisible()).toBe(false);
+    await duration.focus();
+    await page.keyboard.press('Tab');
+    expect(await mode.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
+    await expect.poll(() => tooltip.isVisible()).toBe(true);
+    await mode.selectOption('WALL');
+    expect(await tooltip.textContent()).toBe(config.modes.find((m: Json) => m.mode === 'WALL').description);
+    expect(await mode.getAttribute('aria-describedby')).toContain(await tooltip.getAttribute('id'));
+    await mode.selectOption('ITIMER');
+    await screenshot('profiler-panel');
+  });
+
+  it("shows the API's own message next to the field when the duration is bad", async () => {
+    const [node] = nodes as [string];
+    await open(panelUrl(node));
+    const duration = page.getByLabel('Profiling Duration');
+    const error = page.locator('#run-duration-error');
+    const create = page.getByRole('button', { name: 'Create Profiling Instance' });
+    for (const [value, body] of [
+      ['0', { mode: 'ITIMER', duration: 0 }],
+      ['301', { mode: 'ITIMER', duration: 301 }],
+      ['', { mode: 'ITIMER' }],
+    ] as const) {
+      await duration.fill(value);
+      await create.click();
+      // The text is what the API answers for the same request, shown where the field is.
+      const expected = (await api(server, 'POST', `/clusters/local/taskmanagers/${node}/profiler`, body)).body;
+      expect(expected.errors[0]).toMatch(/^duration: /);
+      await expect.poll(() => error.textContent()).toBe(expected.errors[0]);
+      expect(await error.isVisible()).toBe(true);
+      expect(await duration.getAttribute('aria-invalid')).toBe('true');
+      expect(await duration.getAttribute('aria-describedby')).toContain('run-duration-error');
+    }
+    await duration.fill('301');
+    await create.click();
+    await expect.poll(() => error.isVisible()).toBe(true);
+    await screenshot('profiler-panel-bad-duration');
+    expect(await page.locator('#runs tbody tr').count()).toBe(0);
+  });
+
+  it('creates an ITIMER run: RUNNING with a progress bar and the button disabled, then FINISHED with a flame graph of the JVM', async () => {
+    const [node] = nodes as [string];
+    await open(panelUrl(node));
+    await page.getByLabel('Profiling Duration').fill('4');
+    await page.getByLabel('Profiling Mode').selectOption('ITIMER');
+    const create = page.getByRole('button', { name: 'Create Profiling Instance' });
+    await create.click();
+
+    const row = page.locator('#runs tbody tr').first();
+    await expect.poll(() => statusOf(row)).toBe('RUNNING');
+    const runId = (await row.getAttribute('data-run-id')) as string;
+    const progress = row.locator('progress');
+    expect(await progress.isVisible()).toBe(true);
+    expect(await progress.getAttribute('max')).toBe('4');
+    const first = Number(await progress.evaluate((el) => (el as unknown as { value: number }).value));
+    await expect
+      .poll(async () => Number(await progress.evaluate((el) => (el as unknown as { value: number }).value)))
+      .toBeGreaterThan(first);
+    expect(await row.locator('.progress-label').textContent()).toMatch(/^\d s of 4 s/);
+    expect(await create.isDisabled()).toBe(true);
+    expect(await page.locator('#create-reason').textContent()).toMatch(
+      /still RUNNING: wait for the last profiling to finish/,
+    );
+    await screenshot('profiler-panel-running');
+
+    const finished = page.locator(`#runs tbody tr[data-run-id="${runId}"]`);
+    await expect.poll(() => statusOf(finished), { timeout: RUN_TIMEOUT_MS }).toBe('FINISHED');
+    expect(await finished.locator('td.message').textContent()).toBe('Profiling Successful');
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    const run = (await api(server, 'GET', `/runs/${runId}`)).body;
+    expect(await finished.locator('.file').textContent()).toBe(run.outputFile);
+    await screenshot('profiler-panel-finished');
+
+    // Open: the flame graph in a new tab, with the JVM's hot method among its frames.
+    const [tab] = await Promise.all([
+      browser.context.waitForEvent('page'),
+      finished.getByRole('link', { name: /^Open / }).click(),
+    ]);
+    await tab.waitForLoadState();
+    const frames = flameGraphFrames(await tab.content());
+    expect(hasMethod(frames, 'fakeFlinkHotLoop'), frames.slice(0, 40).join(', ')).toBe(true);
+    await tab.close();
+
+    // Download: the same flame graph, saved as its output file.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      finished.getByRole('link', { name: /^Download / }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe(run.outputFile);
+
+    // A second run over the first: the history newest first, the live one on top (the README's picture).
+    await page.getByLabel('Profiling Duration').fill('3');
+    await create.click();
+    await expect.poll(() => page.locator('#runs tbody tr').count()).toBe(2);
+    const second = page.locator('#runs tbody tr').first();
+    expect(await statusOf(second)).toBe('RUNNING');
+    const elapsed = async () => Number.parseInt((await second.locator('.progress-label').textContent()) ?? '', 10);
+    await expect.poll(elapsed).toBeGreaterThanOrEqual(1);
+    await screenshot('profiler-panel-history');
+    const secondId = (await second.getAttribute('data-run-id')) as string;
+    await expect
+      .poll(() => statusOf(page.locator(`#runs tbody tr[data-run-id="${secondId}"]`)), {
+        timeout: RUN_TIMEOUT_MS,
+      })
+      .toBe('FINISHED');
+  });
+
+  it('refreshes every 3 s: a run started elsewhere disables the button with the reason, and pauses while the tab is hidden', async () => {
+    const [, node] = nodes as [string, string];
+    await open(panelUrl(node));
+    const create = page.getByRole('button', { name: 'Create Profiling Instance' });
+    expect(await create.isEnabled()).toBe(true);
+
+    const started = (
+      await api(server, 'POST', `/clusters/local/taskmanagers/${node}/profiler`, { mode: 'ITIMER', duration: 3 })
+    ).body;
+    await expect.poll(() => create.isDisabled(), { timeout: 5_000 }).toBe(true);
+    expect(await page.locator('#create-reason').textContent()).toMatch(/still RUNNING/);
+    await waitForRunEnd(server, started.id);
+    await expect.poll(() => create.isEnabled(), { timeout: 5_000 }).toBe(true);
+
+    // Hidden: no request at all; shown again: a refresh at once.
+    const requests: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/api/v1/')) requests.push(request.url());
+    });
+    await page.evaluate(
+      "Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }); document.dispatchEvent(new Event('visibilitychange'))",
+    );
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(requests).toEqual([]);
+    await page.evaluate(
+      "Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }); document.dispatchEvent(new Event('visibilitychange'))",
+    );
+    await expect.poll(() => requests.length, { timeout: 1_000 }).toBeGreaterThan(0);
+  });
+
+  it('profiles TaskManagers at once from the cluster view: grouped runs, each with its own status and links', async () => {
+    const fleetMs = await open(`${server.url}/#/`);
+    console.log(`web UI, fleet view: ready ${Math.round(fleetMs)} ms from goto (test side)`);
+    await page.getByRole('link', { name: 'local', exact: true }).click();
+    await expect.poll(() => page.locator('html').getAttribute('data-view')).toBe('cluster');
+    const nodeRow = (node: string) => page.locator(`#nodes tbody tr[data-node="${node}"]`);
+    await nodeRow(nodes[0] as string).waitFor();
+    // A new view puts the keyboard focus on its heading, as a page load would.
+    await expect.poll(() => page.evaluate('document.activeElement.tagName')).toBe('H1');
+    for (const node of nodes) {
+      expect(await nodeRow(node).locator('td').nth(2).textContent()).toBe('TaskManager');
+      expect(await nodeRow(node).locator('td').nth(5).textContent()).toBe('yes');
+    }
+
+    // Only this test's TaskManagers: untick all, tick ours.
+    await page.getByLabel('Include every TaskManager in the fan-out').uncheck();
+    const button = page.locator('#fan-out');
+    expect(await button.isDisabled()).toBe(true);
+    expect(await page.locator('#fan-out-reason').textContent()).toBe('Tick at least one TaskManager above.');
+    for (const node of nodes) await page.getByLabel(`Include TaskManager ${node} in the fan-out`).check();
+    expect(await button.textContent()).toMatch(/^Profile (all|2) TaskManagers$/);
+    await page.locator('#fanout-duration').fill('3');
+    await button.click();
+
+    const group = page.locator('#groups .group').first();
+    await group.waitFor();
+    const groupId = (await group.getAttribute('data-group-id')) as string;
+    expect(await group.locator('tbody tr').count()).toBe(2);
+    expect(
+      (await group.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-node')))).sort(),
+    ).toEqual([...nodes].sort());
+    const runs = (await api(server, 'GET', '/runs?cluster=local&limit=10')).body.runs.filter(
+      (r: Json) => r.groupId === groupId,
+    );
+    expect(runs.map((r: Json) => r.node).sort()).toEqual([...nodes].sort());
+    await expect.poll(() => group.locator('tbody tr[data-status=RUNNING] progress').count()).toBeGreaterThan(0);
+    await screenshot('cluster-fan-out-running');
+    await expect
+      .poll(async () => Promise.all((await group.locator('tbody tr').all()).map(statusOf)), {
+        timeout: RUN_TIMEOUT_MS,
+      })
+      .toEqual(['FINISHED', 'FINISHED']);
+    for (const row of await group.locator('tbody tr').all()) {
+      expect(await row.getByRole('link', { name: /^Open / }).getAttribute('href')).toMatch(/\/artifacts\//);
+      expect(await row.getByRole('link', { name: /^Download / }).count()).toBe(1);
+    }
+    expect(await group.locator('h3').textContent()).toMatch(/^ITIMER · 3 s · started .* · 2 TaskManagers: 2 FINISHED$/);
+    await screenshot('cluster-fan-out-finished');
+
+    // A busy TaskManager is skipped, with the reason next to the action; the others start.
+    const busy = (
+      await api(server, 'POST', `/clusters/local/taskmanagers/${nodes[0]}/profiler`, { mode: 'WALL', duration: 3 })
+    ).body;
+    await button.click();
+    const skipped = page.locator('#fan-out-skipped');
+    await expect.poll(() => skipped.isVisible()).toBe(true);
+    expect(await skipped.textContent()).toContain(`run ${busy.id} is still RUNNING`);
+    const second = page.locator('#groups .group').first();
+    await expect.poll(() => second.getAttribute('data-group-id')).not.toBe(groupId);
+    const rows = () =>
+      second
+        .locator('tbody tr')
+        .evaluateAll((trs) => trs.map((tr) => `${tr.getAttribute('data-node')} ${tr.getAttribute('data-status')}`));
+    await expect.poll(rows).toEqual([`${nodes[1]} RUNNING`]);
+    expect(await second.locator('tbody tr').getAttribute('data-node')).toBe(nodes[1]);
+    await expect.poll(() => statusOf(second.locator('tbody tr')), { timeout: RUN_TIMEOUT_MS }).toBe('FINISHED');
+    await waitForRunEnd(server, busy.id);
+  });
+
+  it('asks for an access token when the API answers 401 (AWS mode), then sends it with every request', async () => {
+    await page?.close();
+    page = await browser.context.newPage();
+    // The local server asks for no token: stand in for the AWS API's JWT authorizer in front of it.
+    const sent: Array<string | undefined> = [];
+    await page.route('**/api/v1/**', async (route) => {
+      const authorization = route.request().headers().authorization;
+      sent.push(authorization);
+      if (authorization === 'Bearer test-token') await route.continue();
+      else await route.fulfill({ status: 401, contentType: 'application/json', body: '{"message":"Unauthorized"}' });
+    });
+    await page.goto(`${server.url}/#/`);
+    const signIn = page.locator('#sign-in');
+    await signIn.waitFor();
+    expect(await signIn.getByRole('alert').textContent()).toBe('The profiler API answered: Unauthorized');
+    const token = page.getByLabel('Access token');
+    expect(await token.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
+    await token.fill('test-token');
+    await page.keyboard.press('Enter');
+    await page.locator('#clusters tbody tr[data-cluster=local]').waitFor();
+    expect(await signIn.count()).toBe(0);
+    expect(sent[0]).toBeUndefined();
+    expect(sent.at(-1)).toBe('Bearer test-token');
+  });
+
+  it('goes from the fleet to a profiler panel by keyboard alone', async () => {
+    await waitForIdle(server, nodes[1] as string);
+    await open(`${server.url}/#/`);
+    const link = page.getByRole('link', { name: 'local', exact: true });
+    await tabTo(page, link);
+    await page.keyboard.press('Enter');
+    const profilerLink = page
+      .locator(`#nodes tbody tr[data-node="${nodes[1]}"]`)
+      .getByRole('link', { name: 'Open profiler' });
+    await profilerLink.waitFor();
+    await tabTo(page, profilerLink);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate('location.hash')).toBe(`#/clusters/local/taskmanagers/${nodes[1]}/profiler`);
+    await page.getByRole('button', { name: 'Create Profiling Instance' }).waitFor();
+    await tabTo(page, page.getByLabel('Profiling Duration'));
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Create Profiling Instance');
+  });
+});
+
+/** Presses Tab until `target` has the focus (at most 60 times), as a keyboard user would. */
+async function tabTo(page: Page, target: Locator): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    if (await target.evaluate((el) => el === el.ownerDocument.activeElement)) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error('Tab never reached the element');
+}

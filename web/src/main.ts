@@ -1,0 +1,110 @@
+/** The web UI: a view per address (see router.ts), swapped on every hash change. */
+import { hasToken, onUnauthorized, setToken } from './auth.ts';
+import { messagesOf, showMessages } from './components.ts';
+import { h, setChildren } from './dom.ts';
+import { href, parseRoute, type Route } from './router.ts';
+import { clusterView } from './views/cluster.ts';
+import { fleetView } from './views/fleet.ts';
+import { profilerPanel } from './views/profiler-panel.ts';
+import type { View } from './views/view.ts';
+
+/** Marked once the first view shows its data and takes input: the page's time to interactive. */
+export const INTERACTIVE_MARK = 'ffp:interactive';
+
+const main = document.getElementById('main') as HTMLElement;
+let current: View | undefined;
+let shown = 0;
+
+function mount(route: Route, container: HTMLElement): Promise<View> {
+  switch (route.view) {
+    case 'fleet':
+      return fleetView(container);
+    case 'cluster':
+      return clusterView(container, route.cluster);
+    case 'profiler':
+      return profilerPanel(container, route.target);
+    case 'not-found':
+      setChildren(
+        container,
+        h('h1', { tabindex: -1 }, 'No such page'),
+        h('p', null, `Nothing lives at ${route.hash}. `, h('a', { href: href.fleet() }, 'Go to the fleet')),
+      );
+      return Promise.resolve({ ready: Promise.resolve(), dispose() {} });
+  }
+}
+
+async function show(): Promise<void> {
+  current?.dispose();
+  current = undefined;
+  const token = ++shown;
+  const route = parseRoute(location.hash);
+  // Each view renders into its own container, so one that loses a race with a newer address renders nowhere.
+  const container = h('div', { class: 'view' });
+  main.replaceChildren(container);
+  main.setAttribute('aria-busy', 'true');
+  document.documentElement.dataset.view = route.view;
+  try {
+    const view = await mount(route, container);
+    if (token !== shown) {
+      view.dispose();
+      return;
+    }
+    current = view;
+    await view.ready;
+  } catch (error) {
+    const slot = h('p', { class: 'action-error', role: 'alert' });
+    setChildren(container, h('h1', { tabindex: -1 }, 'The page could not be loaded'), slot);
+    showMessages(slot, messagesOf(error));
+  }
+  if (token !== shown) return;
+  main.removeAttribute('aria-busy');
+  if (token === 1) {
+    performance.mark(INTERACTIVE_MARK);
+    document.documentElement.dataset.ready = 'true';
+  } else {
+    // A new view: move focus to its heading, as a page load would, so keyboard and screen-reader users start there.
+    container.querySelector<HTMLElement>('h1')?.focus();
+  }
+}
+
+/**
+ * Shown when the API answers 401 (AWS mode, no or an expired token): the API's message and a field to paste an
+ * access token (`aws cognito-idp initiate-auth … --query AuthenticationResult.AccessToken`).
+ */
+function showSignIn(messages: string[]): void {
+  if (document.getElementById('sign-in')) return;
+  const refused = hasToken();
+  setToken(null);
+  const token = h('input', { id: 'sign-in-token', type: 'password', autocomplete: 'off', required: true });
+  const form = h(
+    'form',
+    { id: 'sign-in', class: 'sign-in', 'aria-labelledby': 'sign-in-heading' },
+    h('h2', { id: 'sign-in-heading' }, refused ? 'Your sign-in has expired' : 'Sign in'),
+    h('p', { class: 'action-error', role: 'alert' }, `The profiler API answered: ${messages.join('; ')}`),
+    h('label', { for: token.id }, 'Access token'),
+    h('span', { class: 'with-unit' }, token, h('button', { type: 'submit', class: 'primary' }, 'Use token')),
+    h(
+      'p',
+      { class: 'hint' },
+      'A Cognito access token of this deployment, e.g. from aws cognito-idp initiate-auth. It is kept in this tab only.',
+    ),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!token.value.trim()) return;
+    setToken(token.value.trim());
+    form.remove();
+    void show();
+  });
+  document.body.insertBefore(form, main);
+  token.focus();
+}
+onUnauthorized(showSignIn);
+
+// The skip link moves focus without touching the address (a `#main` hash would be taken for a view).
+document.querySelector('[data-skip]')?.addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+window.addEventListener('hashchange', () => void show());
+void show();

@@ -1,0 +1,53 @@
+/**
+ * The UI's shareable addresses (DESIGN.md): `#/` the fleet, `#/clusters/{cluster}` a cluster's nodes and
+ * fan-outs, `#/clusters/{cluster}/jobmanager/profiler` and `#/clusters/{cluster}/taskmanagers/{node}/profiler`
+ * a JVM's profiler panel (and `#/clusters/{cluster}/jobmanagers/{node}/profiler` one of several JobManagers).
+ */
+import type { Target } from './target.ts';
+
+export type Route =
+  | { view: 'fleet' }
+  | { view: 'cluster'; cluster: string }
+  | { view: 'profiler'; target: Target }
+  | { view: 'not-found'; hash: string };
+
+const enc = encodeURIComponent;
+
+function decode(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, '').replace(/\/+$/, '');
+  if (path === '' || path === '/') return { view: 'fleet' };
+  const parts = path.replace(/^\//, '').split('/').map(decode);
+  if (parts.some((p) => p === undefined || p === '')) return { view: 'not-found', hash };
+  const [first, cluster, third, fourth, fifth] = parts as string[];
+  if (first !== 'clusters' || cluster === undefined) return { view: 'not-found', hash };
+  if (parts.length === 2) return { view: 'cluster', cluster };
+  if (parts.length === 4 && third === 'jobmanager' && fourth === 'profiler') {
+    return { view: 'profiler', target: { cluster, role: 'jobmanager' } };
+  }
+  if (parts.length === 5 && third === 'taskmanagers' && fourth !== undefined && fifth === 'profiler') {
+    return { view: 'profiler', target: { cluster, role: 'taskmanager', node: fourth } };
+  }
+  if (parts.length === 5 && third === 'jobmanagers' && fourth !== undefined && fifth === 'profiler') {
+    return { view: 'profiler', target: { cluster, role: 'jobmanager', node: fourth } };
+  }
+  return { view: 'not-found', hash };
+}
+
+export const href = {
+  fleet: () => '#/',
+  cluster: (cluster: string) => `#/clusters/${enc(cluster)}`,
+  profiler: (target: Target) =>
+    target.role === 'jobmanager'
+      ? target.node === undefined
+        ? `#/clusters/${enc(target.cluster)}/jobmanager/profiler`
+        : `#/clusters/${enc(target.cluster)}/jobmanagers/${enc(target.node)}/profiler`
+      : `#/clusters/${enc(target.cluster)}/taskmanagers/${enc(target.node)}/profiler`,
+};
