@@ -1,58 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { PROFILING_MODES } from '#domain/modes.ts';
 import type { Rule } from '#domain/rule.ts';
 import { ruleReplaceSchema, ruleSpecSchema } from '#domain/rule.ts';
 import type { RuleService } from '#domain/rule-service.ts';
-import { ROLES } from '#domain/run.ts';
-import { ErrorsSchema } from './schemas.ts';
-
-const epochMs = (description: string) => z.number().int().nullable().openapi({ description });
-
-/** A rule as the API shows it (contract: the rule's fields plus id, lastFiredAt, nextFireAt). */
-export const RuleSchema = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    cluster: z.string(),
-    target: z.object({
-      role: z.enum(ROLES),
-      nodes: z.array(z.string()).optional().openapi({ description: 'left out: every node of the role' }),
-      sample: z
-        .number()
-        .int()
-        .optional()
-        .openapi({ description: 'profile this many of them, picked at random per firing' }),
-    }),
-    mode: z.enum(PROFILING_MODES),
-    duration: z.number().int().openapi({ description: 'seconds' }),
-    schedule: z.string().openapi({ example: 'cron(0 3 * * ? *)' }),
-    timezone: z.string().openapi({ example: 'Europe/Berlin', description: 'IANA time zone; UTC when none was given' }),
-    enabled: z.boolean(),
-    version: z
-      .number()
-      .int()
-      .openapi({ description: 'counts changes; send it back with PUT to refuse a stale update' }),
-    createdAt: z.number().int(),
-    updatedAt: z.number().int(),
-    lastFiredAt: epochMs('when the rule last fired (epoch ms), or null'),
-    nextFireAt: epochMs('when it fires next (epoch ms), or null (disabled, or an at() rule that has fired)'),
-    lastFiring: z
-      .object({
-        at: z.number().int().openapi({ description: 'when it fired (epoch ms)' }),
-        scheduledAt: z.number().int().openapi({ description: 'the time it was due (epoch ms)' }),
-        runIds: z.array(z.string()).openapi({ description: 'the runs it started; GET /runs?ruleId= lists them' }),
-        skipped: z
-          .array(z.object({ node: z.string(), reason: z.string(), runningRunId: z.string().optional() }))
-          .openapi({ description: 'targets not profiled (busy, not found), at most 200 of them' }),
-        skippedCount: z.number().int(),
-        error: z.string().optional().openapi({ description: 'why the firing started nothing at all' }),
-      })
-      .nullable()
-      .openapi({ description: 'what the last firing did, or null before the first' }),
-  })
-  .openapi('Rule');
-
-export const RuleListSchema = z.object({ rules: z.array(RuleSchema) }).openapi('RuleList');
+import { ErrorsSchema, RuleListSchema, RuleSchema } from './schemas.ts';
 
 const RuleParams = z.object({
   id: z

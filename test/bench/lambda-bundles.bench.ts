@@ -16,6 +16,9 @@ const env = {
   FLINK_PROFILER_BUCKET: 'bench-artifacts',
   FLINK_PROFILER_DOCUMENT_NAME: 'FlinkFleetProfiler',
   FLINK_PROFILER_DOCUMENT_VERSION: '1',
+  FLINK_PROFILER_SCHEDULE_GROUP: 'bench-rules',
+  FLINK_PROFILER_TICK_FUNCTION_ARN: 'arn:aws:lambda:us-east-1:123456789012:function:bench-tick',
+  FLINK_PROFILER_SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/bench-scheduler',
 };
 
 function importMs(file: string): number {

@@ -398,6 +398,91 @@ describe('web UI in headless Chromium', () => {
     await page.keyboard.press('Tab');
     expect(await page.evaluate('document.activeElement.textContent')).toBe('Create Profiling Instance');
   });
+
+  it('schedules a rule from the rules page: the API message next to a bad schedule, then the runs its firing created', async () => {
+    const [node] = nodes as [string];
+    await waitForIdle(server, node);
+    await open(`${server.url}/#/`);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rules' }).click();
+    await expect.poll(() => page.locator('html').getAttribute('data-view')).toBe('rules');
+    await page.getByRole('link', { name: 'New rule' }).click();
+    const schedule = page.getByLabel('Schedule');
+    await schedule.waitFor();
+    const timezone = page.getByLabel('Time zone');
+    expect(await timezone.inputValue()).toBe(await page.evaluate('Intl.DateTimeFormat().resolvedOptions().timeZone'));
+    expect(await page.getByLabel('Cluster').inputValue()).toBe('local');
+
+    // Only this test's TaskManager: listed by node, so other JVMs on the machine are never touched.
+    const name = `web-ui rule ${Date.now()}`;
+    await page.getByLabel('Name').fill(name);
+    await page.getByLabel('Role').selectOption('taskmanager');
+    await page.getByLabel('Nodes (optional)').fill(node);
+    await page.getByLabel('Profiling Mode').selectOption('ITIMER');
+    await page.getByLabel('Profiling Duration').fill('3');
+    const create = page.getByRole('button', { name: 'Create rule' });
+
+    // A bad schedule: the API's own message, next to the schedule field.
+    await schedule.fill('cron(0 25 * * ? *)');
+    await create.click();
+    const body = {
+      name,
+      cluster: 'local',
+      target: { role: 'taskmanager', nodes: [node] },
+      mode: 'ITIMER',
+      duration: 3,
+      schedule: 'cron(0 25 * * ? *)',
+      timezone: await timezone.inputValue(),
+      enabled: true,
+    };
+    const refused = await api(server, 'POST', '/rules', body);
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors[0]).toMatch(/^schedule: /);
+    const scheduleError = page.locator('#rule-schedule-error');
+    await expect.poll(() => scheduleError.textContent()).toBe(refused.body.errors.join(' '));
+    expect(await scheduleError.isVisible()).toBe(true);
+    expect(await schedule.getAttribute('aria-invalid')).toBe('true');
+    expect(await schedule.getAttribute('aria-describedby')).toContain('rule-schedule-error');
+    expect(await schedule.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
+    await screenshot('rule-bad-schedule');
+
+    // A good one: created, and the page becomes the rule's own.
+    await schedule.fill('rate(1 minute)');
+    await create.click();
+    await expect.poll(() => page.evaluate('location.hash')).toMatch(/^#\/rules\/(?!new$)[^/]+$/);
+    const ruleId = decodeURIComponent(((await page.evaluate('location.hash')) as string).slice('#/rules/'.length));
+    const stored = (await api(server, 'GET', `/rules/${ruleId}`)).body;
+    expect(stored).toMatchObject({ name, target: { role: 'taskmanager', nodes: [node] }, schedule: 'rate(1 minute)' });
+
+    // The list: the rule with its schedule and a next fire time.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rules' }).click();
+    const row = page.locator(`#rules tbody tr[data-rule-id="${ruleId}"]`);
+    await row.waitFor();
+    expect(await row.locator('td.schedule code').textContent()).toBe('rate(1 minute)');
+    expect(await row.locator('td.target').textContent()).toBe(`TaskManager ${node}`);
+    await expect.poll(() => row.locator('td.next-fire').textContent()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    await screenshot('rules');
+
+    // The rule's page: the run its firing created, up to FINISHED with its flame graph link.
+    await row.getByRole('link', { name, exact: true }).click();
+    const runRow = page.locator('#rule-runs tbody tr').first();
+    await runRow.waitFor({ timeout: 90_000 });
+    expect(await runRow.getAttribute('data-node')).toBe(node);
+    await expect.poll(() => statusOf(runRow), { timeout: 90_000 }).toBe('FINISHED');
+    expect(await runRow.getByRole('link', { name: /^Open / }).getAttribute('href')).toMatch(/\/artifacts\//);
+    const runId = (await runRow.getAttribute('data-run-id')) as string;
+    expect((await api(server, 'GET', `/runs/${runId}`)).body.ruleId).toBe(ruleId);
+    expect(await page.locator('#rule-last-fired').textContent()).toMatch(/^\d{4}-/);
+    expect(await page.locator('#rule-next-fire').textContent()).toMatch(/^\d{4}-/);
+    await screenshot('rule-runs');
+
+    // Delete it from the list, after a confirm, so it fires no more.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rules' }).click();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.getByRole('button', { name: `Delete ${name}` }).click();
+    await expect.poll(() => page.locator(`#rules tbody tr[data-rule-id="${ruleId}"]`).count()).toBe(0);
+    expect((await api(server, 'GET', `/rules/${ruleId}`)).status).toBe(404);
+    await waitForIdle(server, node);
+  });
 });
 
 /** Presses Tab until `target` has the focus (at most 60 times), as a keyboard user would. */

@@ -30,12 +30,20 @@ describe('web UI addresses', () => {
     expect(parseRoute(href.cluster('x/y'))).toEqual({ view: 'cluster', cluster: 'x/y' });
   });
 
+  it('reads the rules list, a new rule and one rule', () => {
+    expect(parseRoute(href.rules())).toEqual({ view: 'rules' });
+    expect(parseRoute(href.newRule())).toEqual({ view: 'rule', id: undefined });
+    expect(parseRoute(href.rule('0d9c/2f'))).toEqual({ view: 'rule', id: '0d9c/2f' });
+    expect(parseRoute('#/rules/abc/')).toEqual({ view: 'rule', id: 'abc' });
+  });
+
   it('sends anything else to a not-found view', () => {
     for (const hash of [
       '#/nope',
       '#/clusters/prod/taskmanagers/profiler',
       '#/clusters//nodes',
       '#/clusters/%E0%A4%A',
+      '#/rules/abc/runs',
     ]) {
       expect(parseRoute(hash).view).toBe('not-found');
     }

@@ -10,6 +10,8 @@ import type {
   NodesSchema,
   ProfilingInfoSchema,
   ProfilingListSchema,
+  RuleListSchema,
+  RuleSchema,
   RunListSchema,
   ServiceConfigSchema,
 } from '#http/schemas.ts';
@@ -22,6 +24,19 @@ export type ServiceConfig = z.infer<typeof ServiceConfigSchema>;
 export type FanOutResult = z.infer<typeof FanOutResultSchema>;
 export type Role = ProfilingInfo['role'];
 export type Mode = ProfilingInfo['mode'];
+export type Rule = z.infer<typeof RuleSchema>;
+/** A rule as the UI sends it: the fields are sent as entered, for the API to check. */
+export interface RuleBody {
+  name: string;
+  cluster: string;
+  target: { role: string; nodes?: string[]; sample?: number };
+  mode: string;
+  duration?: number;
+  schedule: string;
+  timezone: string;
+  enabled: boolean;
+  version?: number;
+}
 
 export type { Target } from './target.ts';
 
@@ -151,6 +166,12 @@ export const api = {
     request<FanOutResult>(`/clusters/${enc(cluster)}/profiler`, { method: 'POST', body }),
   runs: (query: Record<string, string>) =>
     request<z.infer<typeof RunListSchema>>(`/runs?${new URLSearchParams(query).toString()}`),
+  rules: () => request<z.infer<typeof RuleListSchema>>('/rules'),
+  rule: (id: string) => request<Rule>(`/rules/${enc(id)}`),
+  createRule: (body: RuleBody) => request<Rule>('/rules', { method: 'POST', body }),
+  /** Replaces a rule; a rule read may be sent back as it is (its `version` refuses a stale update with 409). */
+  updateRule: (id: string, body: RuleBody | Rule) => request<Rule>(`/rules/${enc(id)}`, { method: 'PUT', body }),
+  deleteRule: (id: string) => request<void>(`/rules/${enc(id)}`, { method: 'DELETE' }),
 };
 
 /** Splits API errors by the field they name (`"duration: must be …"`); the rest go under `''`. */

@@ -6,6 +6,7 @@ import { href, parseRoute, type Route } from './router.ts';
 import { clusterView } from './views/cluster.ts';
 import { fleetView } from './views/fleet.ts';
 import { profilerPanel } from './views/profiler-panel.ts';
+import { rulesView, ruleView } from './views/rules.ts';
 import type { View } from './views/view.ts';
 
 /** Marked once the first view shows its data and takes input: the page's time to interactive. */
@@ -23,6 +24,10 @@ function mount(route: Route, container: HTMLElement): Promise<View> {
       return clusterView(container, route.cluster);
     case 'profiler':
       return profilerPanel(container, route.target);
+    case 'rules':
+      return rulesView(container);
+    case 'rule':
+      return ruleView(container, route.id);
     case 'not-found':
       setChildren(
         container,

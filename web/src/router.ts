@@ -1,7 +1,8 @@
 /**
  * The UI's shareable addresses (DESIGN.md): `#/` the fleet, `#/clusters/{cluster}` a cluster's nodes and
  * fan-outs, `#/clusters/{cluster}/jobmanager/profiler` and `#/clusters/{cluster}/taskmanagers/{node}/profiler`
- * a JVM's profiler panel (and `#/clusters/{cluster}/jobmanagers/{node}/profiler` one of several JobManagers).
+ * a JVM's profiler panel (and `#/clusters/{cluster}/jobmanagers/{node}/profiler` one of several JobManagers);
+ * `#/rules` the scheduled profiling rules, `#/rules/new` a new one and `#/rules/{id}` one rule with its runs.
  */
 import type { Target } from './target.ts';
 
@@ -9,6 +10,8 @@ export type Route =
   | { view: 'fleet' }
   | { view: 'cluster'; cluster: string }
   | { view: 'profiler'; target: Target }
+  | { view: 'rules' }
+  | { view: 'rule'; id: string | undefined }
   | { view: 'not-found'; hash: string };
 
 const enc = encodeURIComponent;
@@ -27,6 +30,12 @@ export function parseRoute(hash: string): Route {
   const parts = path.replace(/^\//, '').split('/').map(decode);
   if (parts.some((p) => p === undefined || p === '')) return { view: 'not-found', hash };
   const [first, cluster, third, fourth, fifth] = parts as string[];
+  if (first === 'rules') {
+    if (parts.length === 1) return { view: 'rules' };
+    if (parts.length === 2 && cluster !== undefined)
+      return { view: 'rule', id: cluster === 'new' ? undefined : cluster };
+    return { view: 'not-found', hash };
+  }
   if (first !== 'clusters' || cluster === undefined) return { view: 'not-found', hash };
   if (parts.length === 2) return { view: 'cluster', cluster };
   if (parts.length === 4 && third === 'jobmanager' && fourth === 'profiler') {
@@ -50,4 +59,7 @@ export const href = {
         ? `#/clusters/${enc(target.cluster)}/jobmanager/profiler`
         : `#/clusters/${enc(target.cluster)}/jobmanagers/${enc(target.node)}/profiler`
       : `#/clusters/${enc(target.cluster)}/taskmanagers/${enc(target.node)}/profiler`,
+  rules: () => '#/rules',
+  newRule: () => '#/rules/new',
+  rule: (id: string) => `#/rules/${enc(id)}`,
 };
