@@ -335,6 +335,9 @@ export class ProfilerService {
 
   /** Finishes a run from where its command is; a command still running fails the run only when `overdue`. */
   private async settle(run: Run, overdue: boolean): Promise<Run | undefined> {
+    // A run with no command yet may be between its insert and the end of its dispatch: only once it is
+    // overdue is it surely lost (say, the server stopped in between).
+    if (!run.commandId && !overdue) return run;
     const state = await this.deps.dispatcher.inspect(run);
     if (state.state === 'ended') return this.completeRun(run.id, state.output);
     if (state.state === 'lost') return this.fail(run.id, state.reason);

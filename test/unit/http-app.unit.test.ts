@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import type { FlinkNode } from '#domain/ports.ts';
+import { aRun } from '#test/support/runs.ts';
 import { createTestService, FLAME_GRAPH, finishedAgentStdout, JM, TM } from '#test/support/unit-fakes.ts';
 
 const TM_PROFILER = `/api/v1/clusters/local/taskmanagers/${TM.id}/profiler`;
@@ -264,6 +265,19 @@ describe('reconciling', () => {
     const [settled] = await profiler.reconcile('overdue');
     expect(settled?.id).toBe(run.id);
     expect(settled?.message).toMatch(/no result within 15 s/);
+  });
+
+  it('leaves a run whose dispatch is still under way, and fails it once overdue', async () => {
+    const { profiler, runs, dispatcher, clock } = createTestService({ graceSeconds: 10 });
+    // What the store holds between the insert and the end of the dispatch: a RUNNING run with no command.
+    const run = aRun({ cluster: 'local', node: TM.id, duration: 5, triggerTime: clock.now });
+    await runs.insertRunning(run);
+    dispatcher.states.set(run.id, { state: 'lost', reason: 'never dispatched' });
+    expect(await profiler.reconcile('all')).toEqual([]);
+    expect((await profiler.getRun(run.id)).status).toBe('RUNNING');
+    clock.now += 16_000;
+    const [settled] = await profiler.reconcile('all');
+    expect(settled).toMatchObject({ id: run.id, status: 'FAILED', message: 'never dispatched' });
   });
 
   it('finishes a run from the output of a command that ended while nobody listened', async () => {
