@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -16,7 +16,7 @@ import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-j
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
 import { commandStatusEvent, httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { aRun } from '#test/support/runs.ts';
-import { recordedCommandFor, runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
+import { recordedCommandFor, recordSendCommands, runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
 
 /**
  * The AWS path end to end, through the real Lambda handlers against a local AWS endpoint (moto_server, or
@@ -41,7 +41,7 @@ describe('the AWS path through the Lambda handlers', () => {
   let jobManager: string;
   let jvm: FakeFlinkJvm;
   let agentTmp: string;
-  const sendCommandInputs: Json[] = [];
+  let sendCommandInputs: SendCommandCommandInput[] = [];
 
   beforeAll(async () => {
     [bucket, table] = await Promise.all([createBucket(), createRunTable()]);
@@ -64,15 +64,7 @@ describe('the AWS path through the Lambda handlers', () => {
       [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
     });
     // moto keeps no document version in its command records: watch what SendCommand is really sent.
-    const send = SSMClient.prototype.send;
-    vi.spyOn(SSMClient.prototype, 'send').mockImplementation(function (
-      this: SSMClient,
-      command: Json,
-      ...rest: Json[]
-    ) {
-      if (command instanceof SendCommandCommand) sendCommandInputs.push(command.input);
-      return (send as Json).call(this, command, ...rest);
-    });
+    sendCommandInputs = recordSendCommands();
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     completion = (await import('#lambda/completion.lambda.ts')).handler as Handler;
     reconciler = (await import('#lambda/reconciler.lambda.ts')).handler as Handler;

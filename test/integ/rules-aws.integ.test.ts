@@ -8,7 +8,7 @@ import {
   ListSchedulesCommand,
   SchedulerClient,
 } from '@aws-sdk/client-scheduler';
-import { SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SendCommandCommandInput } from '@aws-sdk/client-ssm';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SCHEDULED_TIME, scheduleNameOf } from '#adapters/aws/eventbridge-rule-scheduler.ts';
@@ -22,6 +22,7 @@ import {
 } from '#test/support/aws-resources.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { repoRoot } from '#test/support/paths.ts';
+import { recordSendCommands } from '#test/support/ssm-agent-stand-in.ts';
 import { lambdaBuildOptions } from '../../infra/lambda-bundles.ts';
 
 /**
@@ -46,7 +47,7 @@ describe('scheduled profiling rules through the Lambda handlers', () => {
   let api: Handler;
   let tick: Handler;
   let taskManagers: string[];
-  const sendCommandInputs: Json[] = [];
+  let sendCommandInputs: SendCommandCommandInput[] = [];
 
   beforeAll(async () => {
     const [table, bucket, documentName] = await Promise.all([createRunTable(), createBucket(), createAgentDocument()]);
@@ -64,15 +65,7 @@ describe('scheduled profiling rules through the Lambda handlers', () => {
       [ENV.tickFunctionArn]: TICK_ARN,
       [ENV.schedulerRoleArn]: ROLE_ARN,
     });
-    const send = SSMClient.prototype.send;
-    vi.spyOn(SSMClient.prototype, 'send').mockImplementation(function (
-      this: SSMClient,
-      command: Json,
-      ...rest: Json[]
-    ) {
-      if (command instanceof SendCommandCommand) sendCommandInputs.push(command.input);
-      return (send as Json).call(this, command, ...rest);
-    });
+    sendCommandInputs = recordSendCommands();
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     tick = (await import('#lambda/tick.lambda.ts')).handler as Handler;
   });
@@ -164,7 +157,7 @@ describe('scheduled profiling rules through the Lambda handlers', () => {
     // One SendCommand of our document to both TaskManagers (the dispatcher batches up to 50 instances).
     const sent = sendCommandInputs.slice(sentBefore);
     expect(sent).toHaveLength(1);
-    expect([...sent[0].InstanceIds].sort()).toEqual(taskManagers);
+    expect([...(sent[0]?.InstanceIds ?? [])].sort()).toEqual(taskManagers);
     expect(sent[0]).toMatchObject({ DocumentName: process.env[ENV.documentName], Parameters: { mode: ['ITIMER'] } });
 
     const runs = (await call('GET', `/api/v1/runs?ruleId=${id}`)).body.runs;

@@ -2,7 +2,14 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { type Command, ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  type Command,
+  ListCommandsCommand,
+  SendCommandCommand,
+  type SendCommandCommandInput,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { vi } from 'vitest';
 import { agentStep, checkParameters, loadAgentDocument, stepEnvironment } from '#node-agent/ssm-document.ts';
 
 const { document } = loadAgentDocument();
@@ -58,4 +65,22 @@ export async function runAsSsmAgent(command: Command, instanceId: string, option
   if (stderr)
     await s3.send(new PutObjectCommand({ Bucket: command.OutputS3BucketName, Key: key('stderr'), Body: stderr }));
   return { code, stdout, stderr };
+}
+
+/**
+ * Records the input of every SendCommand the code under test sends, as it is sent (moto keeps no document
+ * version in its command records). Undo with `vi.restoreAllMocks()`.
+ */
+export function recordSendCommands(): SendCommandCommandInput[] {
+  const inputs: SendCommandCommandInput[] = [];
+  const send = SSMClient.prototype.send;
+  vi.spyOn(SSMClient.prototype, 'send').mockImplementation(function (
+    this: SSMClient,
+    command: unknown,
+    ...rest: unknown[]
+  ) {
+    if (command instanceof SendCommandCommand) inputs.push(command.input);
+    return (send as (...args: unknown[]) => Promise<unknown>).call(this, command, ...rest);
+  } as typeof send);
+  return inputs;
 }
