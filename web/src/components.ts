@@ -1,6 +1,6 @@
 /** Pieces shared by the profiler panel and the fan-out: the form fields, a run's status and its links. */
 import { ApiError, errorsByField, type ProfilingInfo, type ServiceConfig, serverNow } from './api.ts';
-import { h, setChildren, setText } from './dom.ts';
+import { type Attrs, h, setChildren, setText } from './dom.ts';
 import { formatSeconds } from './format.ts';
 
 /** Flink's profiler tab: 30 s by default, in steps of 30 s. */
@@ -239,4 +239,26 @@ export function nextRefreshHint(runs: ProfilingInfo[]): number | undefined {
     .filter((ms) => ms > -2000);
   if (ends.length === 0) return undefined;
   return Math.max(300, Math.min(...ends) + 400);
+}
+
+/** A table of records in its scrolling wrapper: a header row of column titles over `body`. */
+export function dataTable(attrs: Attrs, titles: string[], body: HTMLTableSectionElement): HTMLDivElement {
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      attrs,
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          titles.map((title) => h('th', { scope: 'col' }, title)),
+        ),
+      ),
+      body,
+    ),
+  );
 }

@@ -4,6 +4,7 @@
  */
 import { api, type FlinkNodeInfo, type ProfilingInfo, type Target } from '../api.ts';
 import {
+  dataTable,
   linksCell,
   messagesOf,
   nextRefreshHint,
@@ -244,25 +245,10 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
           'section',
           { class: 'group', 'data-group-id': group.id, 'aria-labelledby': headingId },
           h('h3', { id: headingId }),
-          h(
-            'div',
-            { class: 'table-wrap' },
-            h(
-              'table',
-              { class: 'runs' },
-              h(
-                'thead',
-                null,
-                h(
-                  'tr',
-                  null,
-                  ['TaskManager', 'Status', 'Finished Time', 'Message', 'Flame Graph'].map((title) =>
-                    h('th', { scope: 'col' }, title),
-                  ),
-                ),
-              ),
-              h('tbody'),
-            ),
+          dataTable(
+            { class: 'runs' },
+            ['TaskManager', 'Status', 'Finished Time', 'Message', 'Flame Graph'],
+            h('tbody'),
           ),
         );
       },

@@ -1,6 +1,6 @@
 /** The fleet: every cluster, how many Flink JVMs it has, and the way to its nodes and its JobManager's profiler. */
 import { api } from '../api.ts';
-import { messagesOf, showMessages } from '../components.ts';
+import { dataTable, messagesOf, showMessages } from '../components.ts';
 import { h, setChildren, syncChildren } from '../dom.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
@@ -20,24 +20,7 @@ export async function fleetView(root: HTMLElement): Promise<View> {
       "Pick a cluster to see its JobManagers and TaskManagers, open one's profiler, or profile all its TaskManagers at once.",
     ),
     loadError,
-    h(
-      'div',
-      { class: 'table-wrap' },
-      h(
-        'table',
-        { class: 'clusters', id: 'clusters' },
-        h(
-          'thead',
-          null,
-          h(
-            'tr',
-            null,
-            ['Cluster', 'Flink JVMs', 'JobManager'].map((title) => h('th', { scope: 'col' }, title)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    dataTable({ class: 'clusters', id: 'clusters' }, ['Cluster', 'Flink JVMs', 'JobManager'], body),
     empty,
   );
 

@@ -4,6 +4,7 @@
  */
 import { api, type FlinkNodeInfo, type ProfilingInfo, type Target } from '../api.ts';
 import {
+  dataTable,
   linksCell,
   messagesOf,
   nextRefreshHint,
@@ -74,25 +75,10 @@ export async function profilerPanel(root: HTMLElement, target: Target): Promise<
         'Profiling history',
         h('span', { class: 'subtitle' }, ` · newest first, the last ${config.historySize} kept`),
       ),
-      h(
-        'div',
-        { class: 'table-wrap' },
-        h(
-          'table',
-          { class: 'runs', id: 'runs' },
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              ['#', 'Trigger Time', 'Finished Time', 'Duration', 'Mode', 'Status', 'Message', 'Flame Graph'].map(
-                (title) => h('th', { scope: 'col' }, title),
-              ),
-            ),
-          ),
-          tbody,
-        ),
+      dataTable(
+        { class: 'runs', id: 'runs' },
+        ['#', 'Trigger Time', 'Finished Time', 'Duration', 'Mode', 'Status', 'Message', 'Flame Graph'],
+        tbody,
       ),
       emptyRow,
     ),

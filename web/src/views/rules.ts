@@ -5,6 +5,7 @@
  */
 import { api, errorsByField, type ProfilingInfo, type Rule, type RuleBody, type ServiceConfig } from '../api.ts';
 import {
+  dataTable,
   linksCell,
   messagesOf,
   nextRefreshHint,
@@ -85,34 +86,10 @@ export async function rulesView(root: HTMLElement): Promise<View> {
     h('p', null, h('a', { href: href.newRule(), class: 'button-link', id: 'new-rule' }, 'New rule')),
     loadError,
     actionError,
-    h(
-      'div',
-      { class: 'table-wrap' },
-      h(
-        'table',
-        { class: 'rules', id: 'rules' },
-        h(
-          'thead',
-          null,
-          h(
-            'tr',
-            null,
-            [
-              'Name',
-              'Cluster',
-              'Target',
-              'Mode',
-              'Duration',
-              'Schedule',
-              'Enabled',
-              'Last fired',
-              'Next fire',
-              'Actions',
-            ].map((title) => h('th', { scope: 'col' }, title)),
-          ),
-        ),
-        body,
-      ),
+    dataTable(
+      { class: 'rules', id: 'rules' },
+      ['Name', 'Cluster', 'Target', 'Mode', 'Duration', 'Schedule', 'Enabled', 'Last fired', 'Next fire', 'Actions'],
+      body,
     ),
     empty,
   );
@@ -299,25 +276,10 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
         'Runs of this rule',
         h('span', { class: 'subtitle' }, ` · newest first, the last ${RULE_RUNS}`),
       ),
-      h(
-        'div',
-        { class: 'table-wrap' },
-        h(
-          'table',
-          { class: 'runs', id: 'rule-runs' },
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              ['Trigger Time', 'Node', 'Duration', 'Mode', 'Status', 'Finished Time', 'Message', 'Flame Graph'].map(
-                (t) => h('th', { scope: 'col' }, t),
-              ),
-            ),
-          ),
-          tbody,
-        ),
+      dataTable(
+        { class: 'runs', id: 'rule-runs' },
+        ['Trigger Time', 'Node', 'Duration', 'Mode', 'Status', 'Finished Time', 'Message', 'Flame Graph'],
+        tbody,
       ),
       noRuns,
     ),
