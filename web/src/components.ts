@@ -1,7 +1,7 @@
 /** Pieces shared by the profiler panel and the fan-out: the form fields, a run's status and its links. */
 import { ApiError, errorsByField, type ProfilingInfo, type ServiceConfig, serverNow } from './api.ts';
 import { type Attrs, h, setChildren, setText } from './dom.ts';
-import { formatSeconds } from './format.ts';
+import { formatSeconds, formatTime } from './format.ts';
 
 /** Flink's profiler tab: 30 s by default, in steps of 30 s. */
 export const DEFAULT_DURATION_SECONDS = 30;
@@ -261,4 +261,14 @@ export function dataTable(attrs: Attrs, titles: string[], body: HTMLTableSection
       body,
     ),
   );
+}
+
+/** How a run ended, as the last cells of a row: status, finished time, message and links to its flame graph. */
+export function outcomeCells(run: ProfilingInfo): HTMLTableCellElement[] {
+  return [
+    h('td', null, statusCell(run)),
+    h('td', { class: 'time' }, formatTime(run.finishedTime)),
+    h('td', { class: 'message' }, run.message ?? ''),
+    h('td', null, linksCell(run)),
+  ];
 }

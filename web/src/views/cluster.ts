@@ -5,13 +5,12 @@
 import { api, type FlinkNodeInfo, type ProfilingInfo, type Target } from '../api.ts';
 import {
   dataTable,
-  linksCell,
   messagesOf,
   nextRefreshHint,
+  outcomeCells,
   runFields,
   runVersion,
   showMessages,
-  statusCell,
   updateLinks,
   whileBusy,
 } from '../components.ts';
@@ -280,10 +279,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
                 { class: 'mono' },
                 h('a', { href: href.profiler({ cluster, role: 'taskmanager', node: run.node }) }, run.node),
               ),
-              h('td', null, statusCell(run)),
-              h('td', { class: 'time' }, formatTime(run.finishedTime)),
-              h('td', { class: 'message' }, run.message ?? ''),
-              h('td', null, linksCell(run)),
+              ...outcomeCells(run),
             ),
           (row, run) => updateLinks(row, run),
         );

@@ -6,13 +6,12 @@
 import { api, errorsByField, type ProfilingInfo, type Rule, type RuleBody, type ServiceConfig } from '../api.ts';
 import {
   dataTable,
-  linksCell,
   messagesOf,
   nextRefreshHint,
+  outcomeCells,
   runFields,
   runVersion,
   showMessages,
-  statusCell,
   updateLinks,
   whileBusy,
 } from '../components.ts';
@@ -370,10 +369,7 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
           ),
           h('td', null, formatSeconds(run.duration)),
           h('td', null, run.mode),
-          h('td', null, statusCell(run)),
-          h('td', { class: 'time' }, formatTime(run.finishedTime)),
-          h('td', { class: 'message' }, run.message ?? ''),
-          h('td', null, linksCell(run)),
+          ...outcomeCells(run),
         ),
       (row, run) => updateLinks(row, run),
     );
