@@ -3,7 +3,7 @@
  * the user; the HTTP layer shows 4xx messages as they are and logs 5xx details only.
  */
 export abstract class DomainError extends Error {
-  abstract readonly status: 400 | 403 | 404 | 409;
+  abstract readonly status: 400 | 401 | 403 | 404 | 409;
   /** One entry per problem, each naming the field or thing it is about. */
   readonly reasons: string[];
 
@@ -18,6 +18,11 @@ export abstract class DomainError extends Error {
 /** Bad input: each reason names the field and the rule it breaks. */
 export class ValidationError extends DomainError {
   readonly status = 400;
+}
+
+/** Nobody signed in: the request carries no credentials that name a user. */
+export class UnauthorizedError extends DomainError {
+  readonly status = 401;
 }
 
 /** A link that was tampered with or has expired. */

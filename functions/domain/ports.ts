@@ -19,6 +19,10 @@ export interface RunFilter {
   role?: Role;
   status?: RunStatus;
   ruleId?: string;
+  /** Who started the runs: a user name, or `rule:<id>`. */
+  requestedBy?: string;
+  /** Keep only runs visible to one of these teams (none: no runs); left out, every run. */
+  teams?: readonly string[];
 }
 
 export interface RunPage {
@@ -74,11 +78,14 @@ export interface FlinkNode {
   host: string;
   pid?: number;
   reachable: boolean;
+  /** The teams the node's host belongs to (AWS: its team tag); left out or empty in local mode. */
+  teams?: string[];
 }
 
 /** Finds clusters and their Flink JVMs. */
 export interface Discovery {
-  listClusters(): Promise<Array<{ id: string; nodes: number }>>;
+  /** Every cluster, with its node count and its teams (the union over its nodes). */
+  listClusters(): Promise<Array<{ id: string; nodes: number; teams: string[] }>>;
   /** The cluster's nodes (one entry per role of a host), or undefined when the cluster is unknown. */
   listNodes(cluster: string): Promise<FlinkNode[] | undefined>;
 }

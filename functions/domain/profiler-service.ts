@@ -1,5 +1,7 @@
+import { type Caller, canSee, visibleTeams } from './access.ts';
 import { type AgentResult, parseAgentOutput } from './agent-output.ts';
-import { ConflictError, NotFoundError } from './errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import type { ProfilingMode } from './modes.ts';
 import type {
   ArtifactStore,
   CommandOutput,
@@ -24,7 +26,7 @@ import {
   SUCCESS_MESSAGE,
   type Target,
 } from './run.ts';
-import { DEFAULT_MAX_DURATION_SECONDS, fanOutRequestSchema, parseOrThrow, runRequestSchema } from './validation.ts';
+import { DEFAULT_MAX_DURATION_SECONDS, DEFAULT_MAX_FAN_OUT } from './validation.ts';
 
 export interface ProfilerSettings {
   /** Largest accepted duration in seconds (Flink: `rest.profiling.duration-max`). */
@@ -35,6 +37,12 @@ export interface ProfilerSettings {
   graceSeconds: number;
   /** How long a link to a flame graph stays valid. */
   linkTtlSeconds: number;
+  /** Most targets one fan-out (or rule firing) may start runs on. */
+  maxFanOut: number;
+  /** Shortest time between two firings of a rule, in seconds. */
+  minRuleIntervalSeconds: number;
+  /** Most profiling seconds (duration × targets) one rule firing may start. */
+  maxFiringSeconds: number;
 }
 
 export const DEFAULT_SETTINGS: ProfilerSettings = {
@@ -42,6 +50,9 @@ export const DEFAULT_SETTINGS: ProfilerSettings = {
   historySize: 10,
   graceSeconds: 60,
   linkTtlSeconds: 900,
+  maxFanOut: DEFAULT_MAX_FAN_OUT,
+  minRuleIntervalSeconds: 300,
+  maxFiringSeconds: 3600,
 };
 
 export interface ProfilerDependencies {
@@ -55,23 +66,27 @@ export interface ProfilerDependencies {
   newId?: () => string;
 }
 
-export interface StartRunRequest {
+/** What every request that starts runs says: who asks, and how to profile (already validated at the edge). */
+interface ProfileCommand {
+  caller: Caller;
   cluster: string;
-  role: Role;
-  /** The node to profile; for a JobManager it may be left out when the cluster has exactly one. */
-  node?: string;
-  /** `{mode, duration}` as the client sent it; validated here. */
-  body: unknown;
-  requestedBy?: string | null;
+  mode: ProfilingMode;
+  duration: number;
+  /** The rule whose firing this is, if any. */
   ruleId?: string | null;
 }
 
-export interface StartRunsRequest {
-  cluster: string;
-  /** `{mode, duration, role, nodes?}` as the client sent it; validated here. */
-  body: unknown;
-  requestedBy?: string | null;
-  ruleId?: string | null;
+/** Profile one target. */
+export interface StartRunCommand extends ProfileCommand {
+  role: Role;
+  /** The node to profile; for a JobManager it may be left out when the cluster has exactly one. */
+  node?: string;
+}
+
+/** Fan-out: profile every node of `role` in the cluster, or the `nodes` named. */
+export interface StartRunsCommand extends ProfileCommand {
+  role: Role;
+  nodes?: readonly string[];
 }
 
 /** A target a fan-out did not start a run on, and why. */
@@ -108,22 +123,28 @@ export class ProfilerService {
   private readonly deps: ProfilerDependencies;
   private readonly now: () => number;
   private readonly newId: () => string;
-  private readonly requestSchema: ReturnType<typeof runRequestSchema>;
-  private readonly fanOutSchema: ReturnType<typeof fanOutRequestSchema>;
 
   constructor(deps: ProfilerDependencies) {
     this.deps = deps;
     this.settings = deps.settings;
-    this.requestSchema = runRequestSchema(deps.settings.maxDurationSeconds);
-    this.fanOutSchema = fanOutRequestSchema(deps.settings.maxDurationSeconds);
     this.now = deps.now ?? Date.now;
     this.newId = deps.newId ?? (() => crypto.randomUUID());
   }
 
-  /** The nodes of a cluster; throws NotFoundError for an unknown cluster. */
-  async listNodes(cluster: string): Promise<Array<FlinkNode & { runningRunId?: string }>> {
+  /**
+   * A cluster's nodes and the teams it belongs to, if the caller may see it. A cluster outside the caller's
+   * teams is answered exactly like an unknown one (404), so its existence does not leak.
+   */
+  private async visibleCluster(caller: Caller, cluster: string): Promise<{ nodes: FlinkNode[]; teams: string[] }> {
     const nodes = await this.deps.discovery.listNodes(cluster);
-    if (!nodes) throw new NotFoundError(`cluster '${cluster}' not found`);
+    const teams = teamsOf(nodes ?? []);
+    if (!nodes || !canSee(caller, teams)) throw new NotFoundError(`cluster '${cluster}' not found`);
+    return { nodes, teams };
+  }
+
+  /** The nodes of a cluster the caller may see; throws NotFoundError for an unknown or foreign cluster. */
+  async listNodes(caller: Caller, cluster: string): Promise<Array<FlinkNode & { runningRunId?: string }>> {
+    const { nodes } = await this.visibleCluster(caller, cluster);
     const running = await this.deps.runs.list({ cluster, status: 'RUNNING' }, 1000);
     return nodes.map((node) => {
       const run = running.runs.find((r) => r.node === node.id && r.role === node.role);
@@ -131,22 +152,23 @@ export class ProfilerService {
     });
   }
 
-  listClusters() {
-    return this.deps.discovery.listClusters();
+  /** The clusters of the caller's teams (every cluster for an admin or in local mode). */
+  async listClusters(caller: Caller): Promise<Array<{ id: string; nodes: number; teams: string[] }>> {
+    return (await this.deps.discovery.listClusters()).filter((cluster) => canSee(caller, cluster.teams));
   }
 
   /** Finds the node to profile. A JobManager may be named by role alone when the cluster has exactly one. */
   private async resolveTarget(
+    caller: Caller,
     cluster: string,
     role: Role,
     node?: string,
-  ): Promise<{ target: Target; node: FlinkNode }> {
-    const nodes = await this.deps.discovery.listNodes(cluster);
-    if (!nodes) throw new NotFoundError(`cluster '${cluster}' not found`);
+  ): Promise<{ target: Target; node: FlinkNode; teams: string[] }> {
+    const { nodes, teams } = await this.visibleCluster(caller, cluster);
     const candidates = nodes.filter((n) => n.role === role && (node === undefined || n.id === node));
     if (candidates.length === 1) {
       const [found] = candidates as [FlinkNode];
-      return { target: { cluster, role, node: found.id }, node: found };
+      return { target: { cluster, role, node: found.id }, node: found, teams };
     }
     if (node !== undefined) throw new NotFoundError(`${role} '${node}' not found in cluster '${cluster}'`);
     if (candidates.length === 0) throw new NotFoundError(`no ${role} found in cluster '${cluster}'`);
@@ -160,13 +182,18 @@ export class ProfilerService {
    * nothing is written; a dispatch that fails leaves the run FAILED with the reason (as Flink reports
    * profiler failures), never RUNNING.
    */
-  async startRun(request: StartRunRequest): Promise<RunView> {
-    const { mode, duration } = parseOrThrow(this.requestSchema, request.body);
-    const { target, node } = await this.resolveTarget(request.cluster, request.role, request.node);
+  async startRun(command: StartRunCommand): Promise<RunView> {
+    const { target, node, teams } = await this.resolveTarget(
+      command.caller,
+      command.cluster,
+      command.role,
+      command.node,
+    );
 
-    const run = this.newRun(target, mode, duration, request);
+    const run = this.newRun(target, teams, command);
     const insert = await this.deps.runs.insertRunning(run);
     if (!insert.inserted) throw new ConflictError(busyReason(target, insert.runningRunId));
+    this.auditStart(command.caller, [run]);
     await this.trimHistory(target);
 
     await this.dispatch([{ run, node }]);
@@ -176,14 +203,14 @@ export class ProfilerService {
   /**
    * Fan-out: starts one run per target — every node of `role` in the cluster, or the nodes named — all sharing
    * one group id, and dispatches them in one batch. A busy or unknown node is skipped and reported, not a reason
-   * to refuse the others; only an unknown cluster, or one with no node of the role, is refused (404).
+   * to refuse the others; only an unknown (or foreign) cluster, or one with no node of the role, is refused (404),
+   * and more targets than one fan-out may start (400).
    */
-  async startRuns(request: StartRunsRequest): Promise<StartRunsResult> {
-    const { mode, duration, role, nodes: named } = parseOrThrow(this.fanOutSchema, request.body);
-    const known = await this.deps.discovery.listNodes(request.cluster);
-    if (!known) throw new NotFoundError(`cluster '${request.cluster}' not found`);
+  async startRuns(command: StartRunsCommand): Promise<StartRunsResult> {
+    const { cluster, role, nodes: named } = command;
+    const { nodes: known, teams } = await this.visibleCluster(command.caller, cluster);
     const ofRole = known.filter((n) => n.role === role);
-    if (ofRole.length === 0) throw new NotFoundError(`no ${role} found in cluster '${request.cluster}'`);
+    if (ofRole.length === 0) throw new NotFoundError(`no ${role} found in cluster '${cluster}'`);
 
     const skipped: SkippedTarget[] = [];
     let chosen = ofRole;
@@ -193,15 +220,21 @@ export class ProfilerService {
       for (const id of new Set(named)) {
         const node = byId.get(id);
         if (node) chosen.push(node);
-        else skipped.push({ node: id, role, reason: `${role} '${id}' not found in cluster '${request.cluster}'` });
+        else skipped.push({ node: id, role, reason: `${role} '${id}' not found in cluster '${cluster}'` });
       }
+    }
+    const limit = this.settings.maxFanOut;
+    if (chosen.length > limit) {
+      throw new ValidationError(
+        `${named ? 'nodes' : 'role'}: cluster '${cluster}' has ${chosen.length} ${role}s to profile, more than the limit of ${limit} targets per fan-out; name at most ${limit} of them in nodes`,
+      );
     }
 
     const groupId = this.newId();
     const inserts = await Promise.all(
       chosen.map(async (node) => {
-        const target: Target = { cluster: request.cluster, role, node: node.id };
-        const run = { ...this.newRun(target, mode, duration, request), groupId };
+        const target: Target = { cluster, role, node: node.id };
+        const run = { ...this.newRun(target, teams, command), groupId };
         return { run, node, insert: await this.deps.runs.insertRunning(run) };
       }),
     );
@@ -213,6 +246,10 @@ export class ProfilerService {
         skipped.push({ node: node.id, role, reason, runningRunId: insert.runningRunId });
       }
     }
+    this.auditStart(
+      command.caller,
+      started.map(({ run }) => run),
+    );
     await Promise.all(started.map(({ run }) => this.trimHistory(run)));
     if (started.length > 0) await this.dispatch(started);
 
@@ -222,20 +259,32 @@ export class ProfilerService {
     return { groupId, runs, skipped };
   }
 
-  /** A new RUNNING run of a target, not yet stored. */
-  private newRun(
-    target: Target,
-    mode: Run['mode'],
-    duration: number,
-    origin: { requestedBy?: string | null; ruleId?: string | null },
-  ): Run {
+  /** One structured audit line per profile start: who, for which team, what, on which target. */
+  private auditStart(caller: Caller, runs: Run[]): void {
+    for (const run of runs) {
+      this.deps.log.info('audit', {
+        action: 'profile.start',
+        who: caller.user,
+        teams: run.teams ?? [],
+        runId: run.id,
+        target: { cluster: run.cluster, role: run.role, node: run.node },
+        mode: run.mode,
+        duration: run.duration,
+        ...(run.ruleId ? { ruleId: run.ruleId } : {}),
+        ...(run.groupId ? { groupId: run.groupId } : {}),
+      });
+    }
+  }
+
+  /** A new RUNNING run of a target, not yet stored; it stays visible to the teams its cluster has now. */
+  private newRun(target: Target, teams: string[], command: ProfileCommand): Run {
     return {
       cluster: target.cluster,
       node: target.node,
       role: target.role,
       id: this.newId(),
-      mode,
-      duration,
+      mode: command.mode,
+      duration: command.duration,
       status: 'RUNNING',
       triggerTime: this.now(),
       finishedTime: null,
@@ -243,8 +292,9 @@ export class ProfilerService {
       outputFile: null,
       commandId: null,
       artifactKey: null,
-      requestedBy: origin.requestedBy ?? null,
-      ruleId: origin.ruleId ?? null,
+      requestedBy: command.caller.user,
+      ruleId: command.ruleId ?? null,
+      teams,
     };
   }
 
@@ -348,50 +398,59 @@ export class ProfilerService {
     );
   }
 
-  async getRun(id: string): Promise<RunView> {
+  /** One run the caller may see (404 for an unknown or foreign run). */
+  async getRun(caller: Caller, id: string): Promise<RunView> {
     const run = await this.deps.runs.get(id);
-    if (!run) throw new NotFoundError(`run '${id}' not found`);
+    if (!run || !canSee(caller, run.teams ?? [])) throw new NotFoundError(`run '${id}' not found`);
     return this.view(run);
   }
 
   /**
    * A target's history, newest first, as Flink's profilingList. For the JobManager endpoint (no node) it
    * is the history of the cluster's JobManagers. History is read from the store first: a node that has
-   * stopped keeps its history, and reads cost no discovery.
+   * stopped keeps its history, and reads cost no discovery. A run stays visible to the teams its cluster had
+   * when it was started.
    */
-  async listTargetRuns(cluster: string, role: Role, node?: string): Promise<RunView[]> {
+  async listTargetRuns(caller: Caller, cluster: string, role: Role, node?: string): Promise<RunView[]> {
+    const teams = visibleTeams(caller);
     const runs =
       node === undefined
-        ? (await this.deps.runs.list({ cluster, role }, this.settings.historySize)).runs
-        : await this.deps.runs.listForTarget({ cluster, role, node }, this.settings.historySize);
-    // No history: tell an unknown cluster or node (404) from a known one with nothing yet ([]).
-    if (runs.length === 0 && node !== undefined) await this.resolveTarget(cluster, role, node);
-    if (runs.length === 0 && node === undefined) await this.requireCluster(cluster);
+        ? (await this.deps.runs.list({ cluster, role, teams }, this.settings.historySize)).runs
+        : (await this.deps.runs.listForTarget({ cluster, role, node }, this.settings.historySize)).filter((run) =>
+            canSee(caller, run.teams ?? []),
+          );
+    // No history: tell an unknown (or foreign) cluster or node (404) from a known one with nothing yet ([]).
+    if (runs.length === 0 && node !== undefined) await this.resolveTarget(caller, cluster, role, node);
+    if (runs.length === 0 && node === undefined) await this.visibleCluster(caller, cluster);
     return Promise.all(runs.map((run) => this.view(run)));
   }
 
+  /** Runs across targets that the caller may see, newest first. */
   async listRuns(
-    filter: RunFilter,
+    caller: Caller,
+    filter: Omit<RunFilter, 'teams'>,
     limit: number,
     nextToken?: string,
   ): Promise<{ runs: RunView[]; nextToken?: string }> {
-    const page: RunPage = await this.deps.runs.list(filter, limit, nextToken);
+    const page: RunPage = await this.deps.runs.list({ ...filter, teams: visibleTeams(caller) }, limit, nextToken);
     return { ...page, runs: await Promise.all(page.runs.map((run) => this.view(run))) };
   }
 
   /** A short-lived link that downloads a flame graph by its output file name. */
-  async downloadLink(cluster: string, role: Role, node: string | undefined, outputFile: string): Promise<string> {
+  async downloadLink(
+    caller: Caller,
+    cluster: string,
+    role: Role,
+    node: string | undefined,
+    outputFile: string,
+  ): Promise<string> {
     const run = await this.deps.runs.findByOutputFile({ cluster, role, node }, outputFile);
-    if (!run?.artifactKey) {
+    if (!run?.artifactKey || !canSee(caller, run.teams ?? [])) {
       const where =
         node === undefined ? `the ${role} of cluster '${cluster}'` : describeTarget({ cluster, role, node });
       throw new NotFoundError(`file '${outputFile}' not found for ${where}`);
     }
     return this.link(run.artifactKey, outputFile, 'attachment');
-  }
-
-  private async requireCluster(cluster: string): Promise<void> {
-    if (!(await this.deps.discovery.listNodes(cluster))) throw new NotFoundError(`cluster '${cluster}' not found`);
   }
 
   private link(key: string, fileName: string, disposition: LinkDisposition): Promise<string> {
@@ -423,6 +482,11 @@ export class ProfilerService {
     const keys = trimmed.flatMap((run) => (run.artifactKey ? [run.artifactKey] : []));
     if (keys.length > 0) await this.deps.artifacts.delete(keys);
   }
+}
+
+/** The teams a cluster belongs to: the union of its nodes' team tags. */
+export function teamsOf(nodes: readonly FlinkNode[]): string[] {
+  return [...new Set(nodes.flatMap((node) => node.teams ?? []))].sort();
 }
 
 /**

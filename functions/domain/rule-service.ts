@@ -1,18 +1,18 @@
+import { type Caller, canSee } from './access.ts';
 import { ConflictError, DomainError, NotFoundError, ValidationError } from './errors.ts';
 import type { Discovery, Logger, RuleScheduler, RuleStore } from './ports.ts';
-import type { ProfilerService, StartRunsResult } from './profiler-service.ts';
+import { type ProfilerService, type StartRunsResult, teamsOf } from './profiler-service.ts';
 import {
   MAX_SKIPPED_RECORDED,
   type Rule,
   type RuleFiring,
+  type RuleReplaceInput,
   type RuleSpec,
-  ruleReplaceSchema,
-  ruleSpecSchema,
+  type RuleSpecInput,
   type SkippedRuleTarget,
   specOf,
 } from './rule.ts';
-import { firstFireAt, nextFireAfter, parseSchedule } from './schedule.ts';
-import { parseOrThrow } from './validation.ts';
+import { firstFireAt, nextFireAfter, parseSchedule, shortestIntervalMs } from './schedule.ts';
 
 export interface RuleServiceDependencies {
   rules: RuleStore;
@@ -20,6 +20,8 @@ export interface RuleServiceDependencies {
   profiler: ProfilerService;
   discovery: Discovery;
   log: Logger;
+  /** Whether rules belong to teams (AWS: Cognito groups). Local mode has none. */
+  teamsInForce?: boolean;
   now?: () => number;
   newId?: () => string;
   /** A number in [0, 1), for sampling targets. */
@@ -47,33 +49,39 @@ export class RuleService {
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly random: () => number;
-  private readonly createSchema: ReturnType<typeof ruleSpecSchema>;
-  private readonly replaceSchema: ReturnType<typeof ruleReplaceSchema>;
 
   constructor(deps: RuleServiceDependencies) {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
     this.newId = deps.newId ?? (() => crypto.randomUUID());
     this.random = deps.random ?? Math.random;
-    const maxDuration = deps.profiler.settings.maxDurationSeconds;
-    this.createSchema = ruleSpecSchema(maxDuration);
-    this.replaceSchema = ruleReplaceSchema(maxDuration);
   }
 
-  list(): Promise<Rule[]> {
-    return this.deps.rules.list();
+  /** The limits a rule body is checked against at the edge (the HTTP schemas). */
+  get bodyLimits() {
+    const { maxDurationSeconds, maxFanOut } = this.deps.profiler.settings;
+    return { maxDurationSeconds, maxFanOut };
   }
 
-  async get(id: string): Promise<Rule> {
+  /** The rules the caller may see, oldest first. */
+  async list(caller: Caller): Promise<Rule[]> {
+    return (await this.deps.rules.list()).filter((rule) => ruleVisibleTo(caller, rule));
+  }
+
+  /** One rule the caller may see; another team's rule is answered like an unknown one (404). */
+  async get(caller: Caller, id: string): Promise<Rule> {
     const rule = await this.deps.rules.get(id);
-    if (!rule) throw new NotFoundError(`rule '${id}' not found`);
+    if (!rule || !ruleVisibleTo(caller, rule)) throw new NotFoundError(`rule '${id}' not found`);
     return rule;
   }
 
-  /** Validates and stores a new rule, then creates its schedule; a schedule that cannot be created undoes the rule. */
-  async create(body: unknown): Promise<Rule> {
-    const spec = specOf(parseOrThrow(this.createSchema, body));
-    await this.requireCluster(spec.cluster);
+  /**
+   * Stores a new rule for one of the caller's teams, then creates its schedule; a schedule that cannot be created
+   * undoes the rule. The rule may only profile a cluster of its team, within the guardrails.
+   */
+  async create(caller: Caller, input: RuleSpecInput): Promise<Rule> {
+    const spec: RuleSpec = { ...specOf(input), team: this.teamOf(caller, input.team) };
+    await this.checkTargets(caller, spec);
     const now = this.now();
     const rule: Rule = {
       ...spec,
@@ -81,6 +89,8 @@ export class RuleService {
       version: 1,
       createdAt: now,
       updatedAt: now,
+      createdBy: caller.user,
+      updatedBy: caller.user,
       lastFiredAt: null,
       lastScheduledAt: null,
       nextFireAt: spec.enabled ? this.firstFire(spec, now) : null,
@@ -93,30 +103,39 @@ export class RuleService {
       await this.deps.rules.delete(rule.id);
       throw error;
     }
+    this.audit('rule.create', caller, rule);
     return rule;
   }
 
   /**
    * Replaces a rule's spec. With `version` in the body, a rule changed since that version is refused (409). The
    * next fire time is kept when neither the schedule nor the time zone changed and the rule stays enabled;
-   * otherwise it starts afresh (a rate fires at once, as a new EventBridge schedule does).
+   * otherwise it starts afresh (a rate fires at once, as a new EventBridge schedule does). Left out, `team` stays.
    */
-  async replace(id: string, body: unknown): Promise<Rule> {
-    const input = parseOrThrow(this.replaceSchema, body);
+  async replace(caller: Caller, id: string, input: RuleReplaceInput): Promise<Rule> {
     if (input.id !== undefined && input.id !== id) {
       throw new ValidationError(`id: '${input.id}' is not the id of the rule addressed ('${id}'); leave it out`);
     }
-    const current = await this.get(id);
+    const current = await this.get(caller, id);
     if (input.version !== undefined && input.version !== current.version) {
       throw new ConflictError(staleMessage(id, input.version, current.version));
     }
-    const spec = specOf(input);
-    await this.requireCluster(spec.cluster);
+    const team =
+      input.team === undefined || input.team === current.team ? current.team : this.teamOf(caller, input.team);
+    const spec: RuleSpec = { ...specOf(input), team };
+    await this.checkTargets(caller, spec);
     const now = this.now();
     const sameTiming =
       spec.schedule === current.schedule && spec.timezone === current.timezone && spec.enabled && current.enabled;
     const nextFireAt = !spec.enabled ? null : sameTiming ? current.nextFireAt : this.firstFire(spec, now);
-    const updated: Rule = { ...current, ...spec, version: current.version + 1, updatedAt: now, nextFireAt };
+    const updated: Rule = {
+      ...current,
+      ...spec,
+      version: current.version + 1,
+      updatedAt: now,
+      updatedBy: caller.user,
+      nextFireAt,
+    };
     if (!(await this.deps.rules.replace(updated, current.version))) {
       const latest = await this.deps.rules.get(id);
       if (!latest) throw new NotFoundError(`rule '${id}' not found`);
@@ -124,12 +143,88 @@ export class RuleService {
     }
     // The rule is stored: a schedule that fails to follow is a fault (500) and is put right by sending the PUT again.
     await this.deps.scheduler.put(updated);
+    this.audit('rule.update', caller, updated);
     return (await this.deps.rules.get(id)) ?? updated;
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(caller: Caller, id: string): Promise<void> {
+    const rule = await this.get(caller, id);
     if (!(await this.deps.rules.delete(id))) throw new NotFoundError(`rule '${id}' not found`);
     await this.deps.scheduler.remove(id);
+    this.audit('rule.delete', caller, rule);
+  }
+
+  /** One structured audit line per change of a rule: who, for which team, what, on which target. */
+  private audit(action: string, caller: Caller, rule: Rule): void {
+    this.deps.log.info('audit', {
+      action,
+      who: caller.user,
+      team: rule.team,
+      ruleId: rule.id,
+      target: { cluster: rule.cluster, ...rule.target },
+    });
+  }
+
+  /**
+   * The team a new or moved rule belongs to: the one named (one of the caller's, or any for an admin), else the
+   * caller's only team. Local mode has no teams: the rule has none.
+   */
+  private teamOf(caller: Caller, named: string | undefined): string | null {
+    if (!this.deps.teamsInForce) {
+      if (named !== undefined)
+        throw new ValidationError('team: this deployment has no teams (local mode); leave it out');
+      return null;
+    }
+    if (named !== undefined) {
+      if (caller.seesEverything || caller.teams.includes(named)) return named;
+      throw new ValidationError(
+        `team: '${named}' is not one of your teams (${caller.teams.join(', ') || 'you belong to none'})`,
+      );
+    }
+    if (caller.teams.length === 1) return caller.teams[0] as string;
+    if (caller.teams.length === 0) {
+      throw new ValidationError(
+        caller.seesEverything
+          ? 'team: is required: name the team (Cognito group) the rule belongs to'
+          : 'team: you belong to no team; ask an admin to add you to a Cognito group',
+      );
+    }
+    throw new ValidationError(`team: is required when you are in several teams (${caller.teams.join(', ')})`);
+  }
+
+  /**
+   * Checks that the rule's cluster is one the caller may see (else 404, like an unknown one) and belongs to the
+   * rule's team, and that the rule stays within the guardrails: no more often than the shortest interval, and at
+   * most the configured profiling seconds (duration × targets) per firing.
+   */
+  private async checkTargets(caller: Caller, spec: RuleSpec): Promise<void> {
+    const { minRuleIntervalSeconds, maxFiringSeconds, maxFanOut } = this.deps.profiler.settings;
+    const interval = shortestIntervalMs(parseSchedule(spec.schedule));
+    if (interval !== null && interval < minRuleIntervalSeconds * 1000) {
+      throw new ValidationError(
+        `schedule: ${spec.schedule} fires every ${formatSeconds(interval / 1000)}; rules may fire at most every ${formatSeconds(minRuleIntervalSeconds)}`,
+      );
+    }
+    const nodes = await this.deps.discovery.listNodes(spec.cluster);
+    const teams = teamsOf(nodes ?? []);
+    if (!nodes || !canSee(caller, teams)) throw new NotFoundError(`cluster '${spec.cluster}' not found`);
+    if (spec.team !== null && !teams.includes(spec.team)) {
+      throw new ValidationError(
+        `cluster: cluster '${spec.cluster}' does not belong to team '${spec.team}' (its teams: ${teams.join(', ') || 'none'}); tag its instances for the team or choose another team`,
+      );
+    }
+    const ofRole = nodes.filter((node) => node.role === spec.target.role).length;
+    const targets = spec.target.sample ?? spec.target.nodes?.length ?? ofRole;
+    if (targets > maxFanOut) {
+      throw new ValidationError(
+        `target: the rule would profile ${targets} ${spec.target.role}s per firing, more than the limit of ${maxFanOut}; list fewer nodes or set target.sample`,
+      );
+    }
+    if (targets * spec.duration > maxFiringSeconds) {
+      throw new ValidationError(
+        `duration: ${spec.duration} s × ${targets} target${targets === 1 ? '' : 's'} = ${targets * spec.duration} s of profiling per firing, more than the limit of ${maxFiringSeconds} s; shorten the duration or set target.sample`,
+      );
+    }
   }
 
   /**
@@ -200,15 +295,19 @@ export class RuleService {
     };
     try {
       const nodes = await this.selectNodes(rule);
+      const { maxFiringSeconds } = this.deps.profiler.settings;
+      if (nodes.length * rule.duration > maxFiringSeconds) {
+        return firing({
+          error: `the firing would profile ${nodes.length} ${rule.target.role}s × ${rule.duration} s = ${nodes.length * rule.duration} s, more than the limit of ${maxFiringSeconds} s per firing; shorten the duration or set target.sample`,
+        });
+      }
       const result = await this.deps.profiler.startRuns({
+        caller: ruleCaller(rule),
         cluster: rule.cluster,
-        body: {
-          mode: rule.mode,
-          duration: rule.duration,
-          role: rule.target.role,
-          ...(nodes ? { nodes } : {}),
-        },
-        requestedBy: `rule:${rule.name}`,
+        role: rule.target.role,
+        nodes,
+        mode: rule.mode,
+        duration: rule.duration,
         ruleId: rule.id,
       });
       return firing(result);
@@ -220,12 +319,20 @@ export class RuleService {
     }
   }
 
-  /** The nodes to name in the fan-out: the listed ones, or `sample` of them (or of the role's nodes) at random. */
-  private async selectNodes(rule: Rule): Promise<string[] | undefined> {
+  /**
+   * The nodes a firing profiles: the listed ones, or `sample` of them (or of the role's nodes) at random, or every
+   * node of the role. A cluster that no longer carries the rule's team fires nothing, and the firing says why.
+   */
+  private async selectNodes(rule: Rule): Promise<string[]> {
     const { role, nodes, sample } = rule.target;
-    if (sample === undefined) return nodes;
     const known = await this.deps.discovery.listNodes(rule.cluster);
     if (!known) throw new NotFoundError(`cluster '${rule.cluster}' not found`);
+    if (rule.team !== null && !teamsOf(known).includes(rule.team)) {
+      throw new NotFoundError(
+        `cluster '${rule.cluster}' no longer belongs to team '${rule.team}' (its instances' team tag does not name it); the rule starts no runs until it does`,
+      );
+    }
+    if (sample === undefined) return nodes ?? known.filter((n) => n.role === role).map((n) => n.id);
     const listed = nodes ? new Set(nodes) : undefined;
     const pool = known.filter((n) => n.role === role && (!listed || listed.has(n.id))).map((n) => n.id);
     if (pool.length === 0) {
@@ -249,10 +356,22 @@ export class RuleService {
         : `schedule: ${spec.schedule} never fires from now on (no date matches)`,
     );
   }
+}
 
-  private async requireCluster(cluster: string): Promise<void> {
-    if (!(await this.deps.discovery.listNodes(cluster))) throw new NotFoundError(`cluster '${cluster}' not found`);
-  }
+/** Whether the caller may see (and change) a rule: its team's members and admins. A rule without a team is local. */
+function ruleVisibleTo(caller: Caller, rule: Rule): boolean {
+  return canSee(caller, rule.team === null ? [] : [rule.team]);
+}
+
+/** Who a rule's firing acts as: the rule itself, for its team (a rule without a team sees what local mode sees). */
+function ruleCaller(rule: Rule): Caller {
+  return { user: `rule:${rule.id}`, teams: rule.team === null ? [] : [rule.team], seesEverything: rule.team === null };
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
 }
 
 function staleMessage(id: string, readVersion: number, currentVersion: number): string {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ProfilingMode } from './modes.ts';
 import { ROLES, type Role } from './run.ts';
 import { atTimeProblem, DEFAULT_TIME_ZONE, parseSchedule, scheduleProblem, timeZoneProblem } from './schedule.ts';
-import { MAX_FAN_OUT_NODES, runRequestSchema } from './validation.ts';
+import { nameSchema, nodeListSchema, runRequestSchema } from './validation.ts';
 
 /** Which targets a rule profiles: every node of `role`, or the `nodes` listed; `sample` picks that many at random per firing. */
 export interface RuleTarget {
@@ -23,6 +23,11 @@ export interface RuleSpec {
   /** IANA time zone the schedule is read in; UTC when left out. */
   timezone: string;
   enabled: boolean;
+  /**
+   * The team (Cognito group) the rule belongs to: only its members (and admins) see or change it, and it may only
+   * profile clusters of that team. Null in local mode, which has no teams.
+   */
+  team: string | null;
 }
 
 /** A target a firing did not profile, and why (busy with another run, not found, …). */
@@ -65,6 +70,9 @@ export interface Rule extends RuleSpec {
   /** When it fires next, or null (disabled, or an at() rule that has fired). */
   nextFireAt: number | null;
   lastFiring: RuleFiring | null;
+  /** Who created the rule, and who last changed it (user names from the token; null in local mode). */
+  createdBy: string | null;
+  updatedBy: string | null;
 }
 
 /** A claim on one firing of a rule: stored only if the rule is still at `version`, enabled, and has not fired for `scheduledAt` or later. */
@@ -79,25 +87,27 @@ export interface FiringClaim {
 const isMissing = (input: unknown) => input === undefined;
 const required = (rule: string) => (issue: { input: unknown }) => (isMissing(issue.input) ? 'is required' : rule);
 
-/** The fields of a rule (contract), with a rule for each; `maxDuration` comes from the config. */
-function ruleShape(maxDuration: number) {
-  const { mode, duration } = runRequestSchema(maxDuration).shape;
-  const nodesRule = `must be a list of 1 to ${MAX_FAN_OUT_NODES} node ids`;
-  const sampleRule = `must be a whole number from 1 to ${MAX_FAN_OUT_NODES}`;
+/** The limits a rule body is checked against, from the configuration. */
+export interface RuleBodyLimits {
+  maxDurationSeconds: number;
+  /** Most targets one firing may start runs on (the fan-out limit). */
+  maxFanOut: number;
+}
+
+/** The fields of a rule (contract), with a rule for each. */
+function ruleShape({ maxDurationSeconds, maxFanOut }: RuleBodyLimits) {
+  const { mode, duration } = runRequestSchema(maxDurationSeconds).shape;
+  const sampleRule = `must be a whole number from 1 to ${maxFanOut} (at most ${maxFanOut} targets per firing)`;
   const target = z
     .strictObject(
       {
         role: z.enum(ROLES, { error: required(`must be one of ${ROLES.join(', ')}`) }),
-        nodes: z
-          .array(z.string({ error: 'must be a node id' }).min(1, { error: 'must be a node id' }), { error: nodesRule })
-          .min(1, { error: nodesRule })
-          .max(MAX_FAN_OUT_NODES, { error: nodesRule })
-          .optional(),
+        nodes: nodeListSchema(maxFanOut).optional(),
         sample: z
           .number({ error: sampleRule })
           .int({ error: sampleRule })
           .min(1, { error: sampleRule })
-          .max(MAX_FAN_OUT_NODES, { error: sampleRule })
+          .max(maxFanOut, { error: sampleRule })
           .optional(),
       },
       {
@@ -125,10 +135,7 @@ function ruleShape(maxDuration: number) {
       .trim()
       .min(1, { error: 'must be a text of 1 to 100 characters' })
       .max(100, { error: 'must be a text of 1 to 100 characters' }),
-    cluster: z
-      .string({ error: required('must be a cluster id') })
-      .min(1, { error: 'must be a cluster id' })
-      .max(256, { error: 'must be a cluster id' }),
+    cluster: nameSchema('cluster'),
     target,
     mode,
     duration,
@@ -146,10 +153,15 @@ function ruleShape(maxDuration: number) {
       })
       .optional(),
     enabled: z.boolean({ error: required('must be true or false') }),
+    // A rule read sends back `team: null` in local mode: null is "no team named", like leaving it out.
+    team: nameSchema('team')
+      .nullable()
+      .optional()
+      .transform((team) => team ?? undefined),
   };
 }
 
-const ACCEPTED = 'name, cluster, target, mode, duration, schedule, timezone and enabled';
+const ACCEPTED = 'name, cluster, target, mode, duration, schedule, timezone, enabled and team';
 
 function unknownField(issue: { code?: string; input: unknown }) {
   return issue.code === 'unrecognized_keys'
@@ -164,20 +176,20 @@ function atTimeExists(spec: { schedule: string; timezone?: string }, ctx: z.Refi
 }
 
 /** The body of `POST /rules`: a rule (contract). */
-export function ruleSpecSchema(maxDuration: number) {
-  return z.strictObject(ruleShape(maxDuration), { error: unknownField }).superRefine(atTimeExists);
+export function ruleSpecSchema(limits: RuleBodyLimits) {
+  return z.strictObject(ruleShape(limits), { error: unknownField }).superRefine(atTimeExists);
 }
 
 /**
  * The body of `PUT /rules/{id}`: a rule, optionally with the `version` it was read at (a stale version is refused
  * with 409). The other fields of a rule read are accepted and ignored, so a rule read can be edited and sent back.
  */
-export function ruleReplaceSchema(maxDuration: number) {
+export function ruleReplaceSchema(limits: RuleBodyLimits) {
   const readOnly = z.unknown().optional();
   return z
     .strictObject(
       {
-        ...ruleShape(maxDuration),
+        ...ruleShape(limits),
         version: z
           .number({ error: 'must be the version the rule was read at' })
           .int({ error: 'must be the version the rule was read at' })
@@ -189,6 +201,8 @@ export function ruleReplaceSchema(maxDuration: number) {
         lastFiredAt: readOnly,
         nextFireAt: readOnly,
         lastFiring: readOnly,
+        createdBy: readOnly,
+        updatedBy: readOnly,
       },
       { error: unknownField },
     )
@@ -208,10 +222,11 @@ export const RULE_SPEC_FIELDS = [
   'schedule',
   'timezone',
   'enabled',
+  'team',
 ] as const satisfies ReadonlyArray<keyof RuleSpec>;
 
-/** The spec of a parsed body, with the default time zone filled in. */
-export function specOf(input: RuleSpecInput | RuleReplaceInput): RuleSpec {
+/** The spec of a parsed body, with the default time zone filled in; the team is the service's to decide. */
+export function specOf(input: RuleSpecInput | RuleReplaceInput): Omit<RuleSpec, 'team'> {
   const target: RuleTarget = { role: input.target.role };
   if (input.target.nodes) target.nodes = [...new Set(input.target.nodes)];
   if (input.target.sample !== undefined) target.sample = input.target.sample;

@@ -32,6 +32,11 @@ export interface Run extends Target {
    * started alone. Optional so that a store that does not keep it yet still holds runs.
    */
   groupId?: string;
+  /**
+   * The teams that may see the run: its cluster's teams when it was started (none in local mode). Optional so
+   * that runs stored before teams existed still read; those are visible to admins only.
+   */
+  teams?: string[];
 }
 
 /** Flink's message for a finished run (contract). */

@@ -480,3 +480,20 @@ function formatLocal(t: LocalDateTime): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${t.year}-${p(t.month)}-${p(t.day)}T${p(t.hour)}:${p(t.minute)}:${p(t.second)}`;
 }
+
+/**
+ * The shortest time between two firings of a schedule, in milliseconds, or null for an at() schedule (it fires
+ * once). For cron it is the smallest gap between two of its times of day, counting the gap from the last time of
+ * one day to the first of the next, so a rule that fires at 23:58 and 00:01 counts as every 3 minutes.
+ */
+export function shortestIntervalMs(schedule: Schedule): number | null {
+  if (schedule.kind === 'at') return null;
+  if (schedule.kind === 'rate') return schedule.everyMs;
+  const times = schedule.hours.flatMap((hour) => schedule.minutes.map((minute) => hour * 60 + minute));
+  const sorted = [...new Set(times)].sort((a, b) => a - b);
+  const dayMinutes = 24 * 60;
+  let shortest = dayMinutes - (sorted[sorted.length - 1] ?? 0) + (sorted[0] ?? 0);
+  for (let i = 1; i < sorted.length; i++)
+    shortest = Math.min(shortest, (sorted[i] as number) - (sorted[i - 1] as number));
+  return shortest * 60_000;
+}

@@ -1,12 +1,30 @@
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 import { PROFILING_MODES } from './modes.ts';
+import { NAME_PATTERNS, type NameKind } from './names.ts';
 import { ROLES } from './run.ts';
 
 /** Flink's largest accepted duration by default (`rest.profiling.duration-max`: 5 min). */
 export const DEFAULT_MAX_DURATION_SECONDS = 300;
 
 const isMissing = (input: unknown) => input === undefined;
+
+/** An id of one kind (cluster, node, team, id, outputFile): its one pattern, and its rule as the error. */
+export function nameSchema(kind: NameKind) {
+  const { pattern, rule } = NAME_PATTERNS[kind];
+  return z
+    .string({ error: (issue) => (isMissing(issue.input) ? 'is required' : rule) })
+    .regex(pattern, { error: rule });
+}
+
+/** Most targets one fan-out may start runs on, unless configured otherwise (`FLINK_PROFILER_MAX_FAN_OUT`). */
+export const DEFAULT_MAX_FAN_OUT = 200;
+
+/** A list of 1 to `max` node ids, each a name. */
+export function nodeListSchema(max: number) {
+  const nodesRule = `must be a list of 1 to ${max} node ids (at most ${max} targets per fan-out)`;
+  return z.array(nameSchema('node'), { error: nodesRule }).min(1, { error: nodesRule }).max(max, { error: nodesRule });
+}
 
 /** The rules of `mode` and `duration`, shared by every request that starts runs. */
 function runFields(maxDuration: number) {
@@ -39,26 +57,18 @@ export function runRequestSchema(maxDuration: number) {
   return strictBody(runFields(maxDuration), 'mode and duration');
 }
 
-/** Most targets one fan-out may name. */
-export const MAX_FAN_OUT_NODES = 1000;
-
 /**
  * The body of a fan-out, `{mode, duration, role, nodes?}`: one run per node of `role` in the cluster, or per
- * node named in `nodes`.
+ * node named in `nodes` (at most `maxFanOut` of them).
  */
-export function fanOutRequestSchema(maxDuration: number) {
-  const nodesRule = `must be a list of 1 to ${MAX_FAN_OUT_NODES} node ids`;
+export function fanOutRequestSchema(maxDuration: number, maxFanOut: number) {
   return strictBody(
     {
       ...runFields(maxDuration),
       role: z.enum(ROLES, {
         error: (issue) => (isMissing(issue.input) ? 'is required' : `must be one of ${ROLES.join(', ')}`),
       }),
-      nodes: z
-        .array(z.string({ error: 'must be a node id' }).min(1, { error: 'must be a node id' }), { error: nodesRule })
-        .min(1, { error: nodesRule })
-        .max(MAX_FAN_OUT_NODES, { error: nodesRule })
-        .optional(),
+      nodes: nodeListSchema(maxFanOut).optional(),
     },
     'mode, duration, role and nodes',
   );

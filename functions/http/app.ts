@@ -1,7 +1,8 @@
 import { createRoute, OpenAPIHono, type z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { DomainError, ValidationError } from '#domain/errors.ts';
+import { type Caller, LOCAL_CALLER } from '#domain/access.ts';
+import { DomainError, UnauthorizedError, ValidationError } from '#domain/errors.ts';
 import { DEFAULT_MODE, MODE_DESCRIPTIONS, PROFILING_MODES } from '#domain/modes.ts';
 import type { Logger } from '#domain/ports.ts';
 import type { ProfilerService, RunView } from '#domain/profiler-service.ts';
@@ -14,6 +15,7 @@ import {
   ClustersSchema,
   ErrorsSchema,
   FanOutResultSchema,
+  MeSchema,
   NodeOutputFileParams,
   NodeParams,
   NodesSchema,
@@ -34,15 +36,18 @@ export interface AppDependencies {
   /** Scheduled profiling rules (`/rules`); left out, the API has no rules endpoints. */
   rules?: RuleService;
   log: Logger;
-  /** Who is asking, from the request's credentials (AWS: the JWT's claims); null where nobody signs in. */
-  requestedBy?: (c: Context) => string | null;
+  /**
+   * Who is asking, from the request's credentials (AWS: the JWT's claims); null answers 401. Left out, every
+   * request is local mode's one implicit user, who sees everything.
+   */
+  caller?: (c: Context) => Caller | null;
 }
 
 type ProfilingInfo = z.infer<typeof ProfilingInfoSchema>;
 
 /** A run as the API shows it: Flink's ProfilingInfo fields plus ours, without internal bookkeeping. */
 function toProfilingInfo(run: RunView): ProfilingInfo {
-  const { commandId: _commandId, artifactKey: _artifactKey, groupId, ...visible } = run;
+  const { commandId: _commandId, artifactKey: _artifactKey, teams: _teams, groupId, ...visible } = run;
   return { ...visible, groupId: groupId ?? null };
 }
 
@@ -70,7 +75,13 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
  * (`app.request`). Bodies, paths and queries are validated by the same zod schemas the OpenAPI document
  * at `/openapi.json` is made of.
  */
-export function createApp({ profiler, rules, log, requestedBy = () => null }: AppDependencies): OpenAPIHono {
+export function createApp({ profiler, rules, log, caller = () => LOCAL_CALLER }: AppDependencies): OpenAPIHono {
+  /** The caller of a request; nobody (no credentials) is 401. */
+  const who = (c: Context): Caller => {
+    const found = caller(c);
+    if (!found) throw new UnauthorizedError('Authorization: sign in first: the request carries no valid token');
+    return found;
+  };
   const app = new OpenAPIHono({
     defaultHook: (result) => {
       if (!result.success) throw new ValidationError(describeIssues(result.error));
@@ -103,10 +114,28 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       ),
   );
 
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/me',
+      summary: 'Who the API takes the caller for: user name, teams, and whether they see everything',
+      responses: { 200: json(MeSchema, 'the caller') },
+    }),
+    (c) => {
+      const { user, teams, seesEverything } = who(c);
+      return c.json({ user, teams: [...teams], admin: seesEverything }, 200);
+    },
+  );
+
   // Fleet
   app.openapi(
-    createRoute({ method: 'get', path: '/clusters', responses: { 200: json(ClustersSchema, 'the clusters') } }),
-    async (c) => c.json({ clusters: await profiler.listClusters() }, 200),
+    createRoute({
+      method: 'get',
+      path: '/clusters',
+      summary: "The clusters of the caller's teams",
+      responses: { 200: json(ClustersSchema, 'the clusters') },
+    }),
+    async (c) => c.json({ clusters: await profiler.listClusters(who(c)) }, 200),
   );
   app.openapi(
     createRoute({
@@ -115,7 +144,7 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       request: { params: ClusterParams },
       responses: { 200: json(NodesSchema, "the cluster's Flink JVMs"), ...errorResponses(404) },
     }),
-    async (c) => c.json({ nodes: await profiler.listNodes(c.req.valid('param').cluster) }, 200),
+    async (c) => c.json({ nodes: await profiler.listNodes(who(c), c.req.valid('param').cluster) }, 200),
   );
 
   app.openapi(
@@ -126,7 +155,11 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       request: {
         params: ClusterParams,
         body: {
-          content: { 'application/json': { schema: fanOutRequestSchema(profiler.settings.maxDurationSeconds) } },
+          content: {
+            'application/json': {
+              schema: fanOutRequestSchema(profiler.settings.maxDurationSeconds, profiler.settings.maxFanOut),
+            },
+          },
           required: true,
         },
       },
@@ -137,9 +170,9 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
     }),
     async (c) => {
       const result = await profiler.startRuns({
+        caller: who(c),
         cluster: c.req.valid('param').cluster,
-        body: c.req.valid('json'),
-        requestedBy: requestedBy(c),
+        ...c.req.valid('json'),
       });
       return c.json({ ...result, runs: result.runs.map(toProfilingInfo) }, 200);
     },
@@ -168,12 +201,14 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       }),
       async (c) => {
         const p = c.req.valid('param') as { cluster: string; node?: string };
+        const { mode, duration } = c.req.valid('json');
         const run = await profiler.startRun({
+          caller: who(c),
           cluster: p.cluster,
           role,
           node: nodeOf(p),
-          body: c.req.valid('json'),
-          requestedBy: requestedBy(c),
+          mode,
+          duration,
         });
         return c.json(toProfilingInfo(run), 200);
       },
@@ -188,7 +223,7 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       }),
       async (c) => {
         const p = c.req.valid('param') as { cluster: string; node?: string };
-        const runs = await profiler.listTargetRuns(p.cluster, role, nodeOf(p));
+        const runs = await profiler.listTargetRuns(who(c), p.cluster, role, nodeOf(p));
         return c.json({ profilingList: runs.map(toProfilingInfo) }, 200);
       },
     );
@@ -202,7 +237,7 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       }),
       async (c) => {
         const p = c.req.valid('param') as { cluster: string; node?: string; outputFile: string };
-        return c.redirect(await profiler.downloadLink(p.cluster, role, nodeOf(p), p.outputFile), 302);
+        return c.redirect(await profiler.downloadLink(who(c), p.cluster, role, nodeOf(p), p.outputFile), 302);
       },
     );
   };
@@ -217,7 +252,7 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
       request: { params: RunParams },
       responses: { 200: json(ProfilingInfoSchema, 'the run'), ...errorResponses(404) },
     }),
-    async (c) => c.json(toProfilingInfo(await profiler.getRun(c.req.valid('param').id)), 200),
+    async (c) => c.json(toProfilingInfo(await profiler.getRun(who(c), c.req.valid('param').id)), 200),
   );
   app.openapi(
     createRoute({
@@ -228,12 +263,12 @@ export function createApp({ profiler, rules, log, requestedBy = () => null }: Ap
     }),
     async (c) => {
       const { limit, nextToken, ...filter } = c.req.valid('query');
-      const page = await profiler.listRuns(filter, limit ?? 50, nextToken);
+      const page = await profiler.listRuns(who(c), filter, limit ?? 50, nextToken);
       return c.json({ ...page, runs: page.runs.map(toProfilingInfo) }, 200);
     },
   );
 
-  if (rules) registerRuleRoutes(app, rules, profiler.settings.maxDurationSeconds);
+  if (rules) registerRuleRoutes(app, rules, who);
 
   app.doc('/openapi.json', {
     openapi: '3.0.3',

@@ -1,6 +1,8 @@
 import { z } from '@hono/zod-openapi';
 import { MODE_DESCRIPTIONS, PROFILING_MODES } from '#domain/modes.ts';
+import { NAME_PATTERNS, type NameKind } from '#domain/names.ts';
 import { ROLES, RUN_STATUSES } from '#domain/run.ts';
+import { nameSchema } from '#domain/validation.ts';
 
 /** Every error response (contract): one entry per problem; 4xx entries name the field and the rule. */
 export const ErrorsSchema = z
@@ -78,8 +80,27 @@ export const ServiceConfigSchema = z
   .openapi('ServiceConfig');
 
 export const ClustersSchema = z
-  .object({ clusters: z.array(z.object({ id: z.string(), nodes: z.number().int() })) })
+  .object({
+    clusters: z.array(
+      z.object({
+        id: z.string(),
+        nodes: z.number().int(),
+        teams: z
+          .array(z.string())
+          .openapi({ description: "the teams named by the cluster's instances (none locally)" }),
+      }),
+    ),
+  })
   .openapi('Clusters');
+
+/** Who the caller is, as the API sees them. */
+export const MeSchema = z
+  .object({
+    user: z.string().nullable().openapi({ description: 'the signed-in user; null in local mode' }),
+    teams: z.array(z.string()).openapi({ description: "the caller's teams (Cognito groups)" }),
+    admin: z.boolean().openapi({ description: 'sees every cluster, run and rule (admins, and local mode)' }),
+  })
+  .openapi('Me');
 
 export const NodesSchema = z
   .object({
@@ -96,26 +117,36 @@ export const NodesSchema = z
   })
   .openapi('Nodes');
 
-const pathParam = (name: string, example: string) =>
-  z
-    .string()
-    .min(1)
-    .openapi({ param: { name, in: 'path' }, example });
+/** A path parameter of one kind of id: its one pattern (shown in the OpenAPI document) and its rule as the error. */
+export const pathParam = (kind: NameKind, name: string, example: string) =>
+  nameSchema(kind).openapi({
+    param: { name, in: 'path' },
+    example,
+    description: `${NAME_PATTERNS[kind].rule} (pattern ${NAME_PATTERNS[kind].pattern.source})`,
+  });
 
-export const ClusterParams = z.object({ cluster: pathParam('cluster', 'local') });
-export const NodeParams = ClusterParams.extend({ node: pathParam('node', '4242-1234567') });
+export const ClusterParams = z.object({ cluster: pathParam('cluster', 'cluster', 'local') });
+export const NodeParams = ClusterParams.extend({ node: pathParam('node', 'node', '4242-1234567') });
 export const OutputFileParams = ClusterParams.extend({
-  outputFile: pathParam('outputFile', 'jobmanager_ITIMER_2026-11-27_10_15_00.html'),
+  outputFile: pathParam('outputFile', 'outputFile', 'jobmanager_ITIMER_2026-11-27_10_15_00.html'),
 });
 export const NodeOutputFileParams = NodeParams.extend({ outputFile: OutputFileParams.shape.outputFile });
-export const RunParams = z.object({ id: pathParam('id', '5f0c6a1e-8d8e-4c39-9a57-9a1b2c3d4e5f') });
+export const RunParams = z.object({ id: pathParam('id', 'id', '5f0c6a1e-8d8e-4c39-9a57-9a1b2c3d4e5f') });
+
+const USER_NAME_RULE = 'must be a user name of 1 to 256 characters, or rule:<id>';
 
 export const RunQuery = z.strictObject({
-  cluster: z.string().min(1).optional(),
-  node: z.string().min(1).optional(),
+  cluster: nameSchema('cluster').optional(),
+  node: nameSchema('node').optional(),
   role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }).optional(),
   status: z.enum(RUN_STATUSES, { error: `must be one of ${RUN_STATUSES.join(', ')}` }).optional(),
-  ruleId: z.string().min(1).optional(),
+  ruleId: nameSchema('id').optional(),
+  requestedBy: z
+    .string({ error: USER_NAME_RULE })
+    .min(1, { error: USER_NAME_RULE })
+    .max(256, { error: USER_NAME_RULE })
+    .optional()
+    .openapi({ description: 'only the runs this person started (their user name), or a rule (rule:<id>)' }),
   limit: z.coerce
     .number({ error: 'must be a whole number from 1 to 100' })
     .int({ error: 'must be a whole number from 1 to 100' })
@@ -147,6 +178,11 @@ export const RuleSchema = z
     schedule: z.string().openapi({ example: 'cron(0 3 * * ? *)' }),
     timezone: z.string().openapi({ example: 'Europe/Berlin', description: 'IANA time zone; UTC when none was given' }),
     enabled: z.boolean(),
+    team: z.string().nullable().openapi({
+      description: 'the team (Cognito group) the rule belongs to: only it and admins see or change it; null locally',
+    }),
+    createdBy: z.string().nullable().openapi({ description: 'who created the rule (null in local mode)' }),
+    updatedBy: z.string().nullable().openapi({ description: 'who last changed it (null in local mode)' }),
     version: z
       .number()
       .int()

@@ -38,7 +38,11 @@ export function createAwsProfiler(
       deliveryTimeoutSeconds: config.deliveryTimeoutSeconds,
       graceSeconds: config.settings.graceSeconds,
     }),
-    discovery: new Ec2Discovery(clients.ec2, { clusterTag: config.clusterTag, roleTag: config.roleTag }),
+    discovery: new Ec2Discovery(clients.ec2, {
+      clusterTag: config.clusterTag,
+      roleTag: config.roleTag,
+      teamTag: config.teamTag,
+    }),
     settings: config.settings,
     log,
   });
@@ -69,7 +73,12 @@ export function createAwsRuleService(options: {
     rules: new DynamoDbRuleStore(clients.dynamo, config.table),
     scheduler,
     profiler,
-    discovery: new Ec2Discovery(clients.ec2, { clusterTag: config.clusterTag, roleTag: config.roleTag }),
+    teamsInForce: true,
+    discovery: new Ec2Discovery(clients.ec2, {
+      clusterTag: config.clusterTag,
+      roleTag: config.roleTag,
+      teamTag: config.teamTag,
+    }),
     log,
   });
 }

@@ -1,6 +1,8 @@
+import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_SETTINGS, type ProfilerSettings } from '#domain/profiler-service.ts';
 import { describeIssues } from '#domain/validation.ts';
+import { DEFAULT_ADMIN_GROUP } from '#http/caller.ts';
 
 /** Every environment variable the service reads, named once here and imported wherever they are set or read. */
 export const ENV = {
@@ -23,6 +25,18 @@ export const ENV = {
   deliveryTimeout: 'FLINK_PROFILER_DELIVERY_TIMEOUT',
   clusterTag: 'FLINK_PROFILER_CLUSTER_TAG',
   roleTag: 'FLINK_PROFILER_ROLE_TAG',
+  /** Tag naming the teams (Cognito groups) a cluster's instance belongs to, separated by spaces or commas. */
+  teamTag: 'FLINK_PROFILER_TEAM_TAG',
+  /** Cognito group whose members see and change everything. */
+  adminGroup: 'FLINK_PROFILER_ADMIN_GROUP',
+  /** Most targets one fan-out (or one rule firing) may start runs on. */
+  maxFanOut: 'FLINK_PROFILER_MAX_FAN_OUT',
+  /** Shortest time between two firings of a rule, in seconds. */
+  minRuleInterval: 'FLINK_PROFILER_MIN_RULE_INTERVAL',
+  /** Most profiling seconds (duration × targets) one rule firing may start. */
+  maxFiringSeconds: 'FLINK_PROFILER_MAX_FIRING_SECONDS',
+  /** Local mode off loopback: the bearer token every API request must carry. */
+  token: 'FLINK_PROFILER_TOKEN',
   /** EventBridge Scheduler group that holds one schedule per rule (the API function writes them). */
   scheduleGroup: 'FLINK_PROFILER_SCHEDULE_GROUP',
   /** ARN of the rule tick function, the target of every rule's schedule. */
@@ -43,16 +57,49 @@ const settingsSchema = z.object({
   [ENV.historySize]: wholeNumber(1, 1000).default(DEFAULT_SETTINGS.historySize),
   [ENV.graceSeconds]: wholeNumber(5, 3600).default(DEFAULT_SETTINGS.graceSeconds),
   [ENV.linkTtl]: wholeNumber(1, 7 * 24 * 3600).default(DEFAULT_SETTINGS.linkTtlSeconds),
+  [ENV.maxFanOut]: wholeNumber(1, 10_000).default(DEFAULT_SETTINGS.maxFanOut),
+  [ENV.minRuleInterval]: wholeNumber(60, 31 * 24 * 3600).default(DEFAULT_SETTINGS.minRuleIntervalSeconds),
+  [ENV.maxFiringSeconds]: wholeNumber(1, 10_000_000).default(DEFAULT_SETTINGS.maxFiringSeconds),
 });
+
+/** A link secret's rule: hex, at least 32 bytes (what `openssl rand -hex 32` prints). */
+export const LINK_SECRET_RULE =
+  'must be at least 64 hex characters (32 bytes), e.g. the output of openssl rand -hex 32';
+const LINK_SECRET_PATTERN = /^(?:[0-9a-fA-F]{2}){32,}$/;
+
+/** Whether `hex` is a usable link secret (see LINK_SECRET_RULE); surrounding whitespace is not part of it. */
+export const isLinkSecretHex = (hex: string): boolean => LINK_SECRET_PATTERN.test(hex);
+
+/** The local token's rule: long and made of characters that pass unchanged through a header and a URL fragment. */
+export const TOKEN_RULE =
+  'must be at least 32 characters of A-Z, a-z, 0-9, ".", "_", "~" and "-", e.g. the output of openssl rand -hex 32';
+const TOKEN_PATTERN = /^[A-Za-z0-9._~-]{32,}$/;
+
+/**
+ * Whether local mode binding to `host` stays on this machine: `localhost`, `127.0.0.0/8` and `::1` (also written
+ * as the IPv4-mapped `::ffff:127.x.x.x`). Anything else, `0.0.0.0` and `::` included, is reachable from elsewhere.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (name === 'localhost' || name === '::1' || name === '0:0:0:0:0:0:0:1') return true;
+  const ipv4 = name.replace(/^::ffff:/, '');
+  return isIPv4(ipv4) && ipv4.startsWith('127.');
+}
+
+/** Local mode's shortest rule interval by default: the shortest schedule there is, rate(1 minute). */
+const LOCAL_MIN_RULE_INTERVAL_SECONDS = 60;
 
 const localSchema = settingsSchema.extend({
   [ENV.port]: wholeNumber(0, 65535).default(8080),
   [ENV.host]: z.string().min(1).default('127.0.0.1'),
   [ENV.publicUrl]: z.url({ error: 'must be an absolute http(s) URL' }).optional(),
   [ENV.dataDir]: z.string().min(1).default('.data'),
-  [ENV.linkSecret]: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  [ENV.linkSecret]: z.string().regex(LINK_SECRET_PATTERN, { error: LINK_SECRET_RULE }).optional(),
+  [ENV.token]: z.string().regex(TOKEN_PATTERN, { error: TOKEN_RULE }).optional(),
   [ENV.asprof]: z.string().min(1).optional(),
   [ENV.agentTmpDir]: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
+  // One user on one machine: rules may fire as often as schedules can (every minute) unless configured otherwise.
+  [ENV.minRuleInterval]: wholeNumber(60, 31 * 24 * 3600).default(LOCAL_MIN_RULE_INTERVAL_SECONDS),
 });
 
 /** Thrown when the environment holds a bad setting; the message names each variable and its rule. */
@@ -68,26 +115,54 @@ function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.inf
 
 export interface LocalConfig {
   port: number;
+  /** The address to listen on; anything but loopback (see isLoopbackHost) requires `token`. */
   host: string;
-  /** Base of the links handed out; defaults to the address the server listens on. */
+  /** Base of the links handed out; defaults to the address the server listens on. Its host is one of the server's own. */
   publicUrl?: string;
   dataDir: string;
+  /** Hex of the key that signs flame-graph links (at least 32 bytes); else one is kept in the data directory. */
   linkSecret?: string;
+  /** The bearer token every API request must carry; required off loopback, optional (but enforced) on it. */
+  token?: string;
   asprof?: string;
   /** Where the node agent makes its scratch directories (the profiled JVM's user must be able to enter it). */
   agentTmpDir?: string;
   settings: ProfilerSettings;
 }
 
+/** Local mode's rules that look at more than one variable, or at a variable that is set but empty. */
+function localIssues(env: NodeJS.ProcessEnv): string[] {
+  const issues: string[] = [];
+  if (env[ENV.linkSecret] === '')
+    issues.push(`${ENV.linkSecret}: is set but empty; it ${LINK_SECRET_RULE}, or unset it`);
+  const host = env[ENV.host] || '127.0.0.1';
+  if (!env[ENV.token] && !isLoopbackHost(host))
+    issues.push(
+      `${ENV.token}: is required when ${ENV.host} (${host}) is not a loopback address (localhost, 127.x.x.x, ::1); it ${TOKEN_RULE}`,
+    );
+  else if (env[ENV.token] === '') issues.push(`${ENV.token}: is set but empty; it ${TOKEN_RULE}, or unset it`);
+  return issues;
+}
+
 /** Reads and checks local mode's configuration once, at start-up. */
 export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
-  const parsed = parseEnv(localSchema, env);
+  const issues = localIssues(env);
+  let parsed: z.infer<typeof localSchema>;
+  try {
+    parsed = parseEnv(localSchema, env);
+  } catch (error) {
+    if (error instanceof ConfigError && issues.length > 0)
+      throw new ConfigError(`${error.message}; ${issues.join('; ')}`);
+    throw error;
+  }
+  if (issues.length > 0) throw new ConfigError(`bad configuration: ${issues.join('; ')}`);
   return {
     port: parsed[ENV.port],
     host: parsed[ENV.host],
     publicUrl: parsed[ENV.publicUrl],
     dataDir: parsed[ENV.dataDir],
     linkSecret: parsed[ENV.linkSecret],
+    token: parsed[ENV.token],
     asprof: parsed[ENV.asprof],
     agentTmpDir: parsed[ENV.agentTmpDir],
     settings: settingsOf(parsed),
@@ -100,6 +175,9 @@ function settingsOf(parsed: z.infer<typeof settingsSchema>): ProfilerSettings {
     historySize: parsed[ENV.historySize],
     graceSeconds: parsed[ENV.graceSeconds],
     linkTtlSeconds: parsed[ENV.linkTtl],
+    maxFanOut: parsed[ENV.maxFanOut],
+    minRuleIntervalSeconds: parsed[ENV.minRuleInterval],
+    maxFiringSeconds: parsed[ENV.maxFiringSeconds],
   };
 }
 
@@ -114,6 +192,8 @@ const awsSchema = settingsSchema.extend({
   [ENV.deliveryTimeout]: wholeNumber(30, 2_592_000).default(60),
   [ENV.clusterTag]: z.string().min(1).default('flink-profiler:cluster'),
   [ENV.roleTag]: z.string().min(1).default('flink-profiler:role'),
+  [ENV.teamTag]: z.string().min(1).default('flink-profiler:team'),
+  [ENV.adminGroup]: z.string().min(1).default(DEFAULT_ADMIN_GROUP),
 });
 
 export interface AwsConfig {
@@ -125,6 +205,9 @@ export interface AwsConfig {
   deliveryTimeoutSeconds: number;
   clusterTag: string;
   roleTag: string;
+  teamTag: string;
+  /** Cognito group whose members see everything. */
+  adminGroup: string;
   settings: ProfilerSettings;
 }
 
@@ -140,6 +223,8 @@ export function readAwsConfig(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     deliveryTimeoutSeconds: parsed[ENV.deliveryTimeout],
     clusterTag: parsed[ENV.clusterTag],
     roleTag: parsed[ENV.roleTag],
+    teamTag: parsed[ENV.teamTag],
+    adminGroup: parsed[ENV.adminGroup],
     settings: settingsOf(parsed),
   };
 }

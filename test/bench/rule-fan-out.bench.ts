@@ -8,6 +8,7 @@
  * the rest with a command id. Prints, per throttling rate, the SendCommand calls made (accepted and throttled), the
  * instances per accepted call, and the time from the firing to every run dispatched.
  */
+
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -19,6 +20,7 @@ import { SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
 import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
 import { SqliteRuleStore } from '#adapters/local/sqlite-rule-store.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
+import { LOCAL_CALLER } from '#domain/access.ts';
 import type { Discovery, FlinkNode, Logger } from '#domain/ports.ts';
 import { DEFAULT_SETTINGS, ProfilerService } from '#domain/profiler-service.ts';
 import { RuleService } from '#domain/rule-service.ts';
@@ -99,7 +101,7 @@ class FleetDiscovery implements Discovery {
     reachable: true,
   }));
   async listClusters() {
-    return [{ id: 'fleet', nodes: this.nodes.length }];
+    return [{ id: 'fleet', nodes: this.nodes.length, teams: [] }];
   }
   async listNodes(cluster: string) {
     return cluster === 'fleet' ? this.nodes : undefined;
@@ -142,7 +144,7 @@ async function fireOnce(rate: number): Promise<void> {
     log: silent,
   });
   try {
-    const rule = await rules.create({
+    const rule = await rules.create(LOCAL_CALLER, {
       name: 'every TaskManager',
       cluster: 'fleet',
       target: { role: 'taskmanager' },

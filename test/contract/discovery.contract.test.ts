@@ -31,7 +31,7 @@ describeDiscoveryContract('/proc (local mode)', async () => {
 describeDiscoveryContract('EC2 tags (AWS)', async () => {
   const ec2 = new EC2Client({});
   const cluster = uniqueName('cluster');
-  const tags = { clusterTag: 'flink-profiler:cluster', roleTag: 'flink-profiler:role' };
+  const tags = { clusterTag: 'flink-profiler:cluster', roleTag: 'flink-profiler:role', teamTag: 'flink-profiler:team' };
   return {
     discovery: new Ec2Discovery(ec2, tags),
     cluster,

@@ -27,6 +27,9 @@ function ruleOf(overrides: Partial<Rule> = {}): Rule {
     lastScheduledAt: null,
     nextFireAt: T0 + 60_000,
     lastFiring: null,
+    team: 'team-a',
+    createdBy: 'alice',
+    updatedBy: 'alice',
     ...overrides,
   };
 }

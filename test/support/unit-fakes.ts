@@ -26,7 +26,7 @@ import { createApp } from '#http/app.ts';
 export class StaticDiscovery implements Discovery {
   constructor(public nodes: FlinkNode[]) {}
   async listClusters() {
-    return [{ id: 'local', nodes: this.nodes.length }];
+    return [{ id: 'local', nodes: this.nodes.length, teams: [] }];
   }
   async listNodes(cluster: string) {
     return cluster === 'local' ? this.nodes : undefined;

@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { LOCAL_CALLER } from '#domain/access.ts';
 import { PROFILE_BEGIN, PROFILE_END } from '#domain/agent-output.ts';
 import { createTestService, FLAME_GRAPH, TM } from '#test/support/unit-fakes.ts';
 
@@ -12,10 +13,12 @@ function agentStdout(mode: string, message: string): string {
 async function completedCpuRun(stdout: string) {
   const { profiler } = createTestService();
   const started = await profiler.startRun({
+    caller: LOCAL_CALLER,
     cluster: 'local',
     role: 'taskmanager',
     node: TM.id,
-    body: { mode: 'CPU', duration: 30 },
+    mode: 'CPU',
+    duration: 30,
   });
   return profiler.completeRun(started.id, { stdout, stderr: '', exitCode: 0 });
 }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
+import { LOCAL_CALLER } from '#domain/access.ts';
 import type { FlinkNode } from '#domain/ports.ts';
 import { aRun } from '#test/support/runs.ts';
 import { createTestService, FLAME_GRAPH, finishedAgentStdout, JM, TM } from '#test/support/unit-fakes.ts';
@@ -177,7 +178,8 @@ describe('completion, links and history', () => {
     const download = await app.request(`${TM_PROFILER}/${info.outputFile}`);
     expect(download.status).toBe(302);
     expect(new URL(download.headers.get('location') ?? '').searchParams.get('key')).toBe(url.searchParams.get('key'));
-    expect((await app.request(`${TM_PROFILER}/other.html`)).status).toBe(404);
+    expect((await app.request(`${TM_PROFILER}/taskmanager_CPU_2020-01-01_00_00_00.html`)).status).toBe(404);
+    expect((await app.request(`${TM_PROFILER}/other.html`)).status).toBe(400);
   });
 
   it('fails a run with the agent message, and ignores a repeated completion', async () => {
@@ -234,7 +236,7 @@ describe('completion, links and history', () => {
     const list = (await jsonOf(app.request(TM_PROFILER))).profilingList;
     expect(list.map((r: { id: string }) => r.id)).toEqual(ids.slice(2).reverse());
     // Only the kept runs' files remain in the store.
-    const kept = await Promise.all(ids.slice(2).map((id) => profiler.getRun(id)));
+    const kept = await Promise.all(ids.slice(2).map((id) => profiler.getRun(LOCAL_CALLER, id)));
     for (const run of kept) expect(existsSync(artifacts.fileOf(run.artifactKey as string))).toBe(true);
     const keyOf = (i: number) =>
       `profiles/local/taskmanager/${TM.id}/${TM.id}_ITIMER_2026-11-27_10_00_0${2 * (i + 1)}.html`;
@@ -274,7 +276,7 @@ describe('reconciling', () => {
     await runs.insertRunning(run);
     dispatcher.states.set(run.id, { state: 'lost', reason: 'never dispatched' });
     expect(await profiler.reconcile('all')).toEqual([]);
-    expect((await profiler.getRun(run.id)).status).toBe('RUNNING');
+    expect((await profiler.getRun(LOCAL_CALLER, run.id)).status).toBe('RUNNING');
     clock.now += 16_000;
     const [settled] = await profiler.reconcile('all');
     expect(settled).toMatchObject({ id: run.id, status: 'FAILED', message: 'never dispatched' });
@@ -297,7 +299,7 @@ describe('reading', () => {
   it('lists clusters and nodes with the run in progress', async () => {
     const { app } = createTestService();
     const run = await jsonOf(post(app, TM_PROFILER, { mode: 'ITIMER', duration: 30 }));
-    expect(await jsonOf(app.request('/api/v1/clusters'))).toEqual({ clusters: [{ id: 'local', nodes: 2 }] });
+    expect(await jsonOf(app.request('/api/v1/clusters'))).toEqual({ clusters: [{ id: 'local', nodes: 2, teams: [] }] });
     const { nodes } = await jsonOf(app.request('/api/v1/clusters/local/nodes'));
     expect(nodes).toEqual([{ ...JM }, { ...TM, runningRunId: run.id }]);
     expect((await app.request('/api/v1/clusters/prod/nodes')).status).toBe(404);
@@ -333,7 +335,8 @@ describe('reading', () => {
     expect(await errorsOf(await app.request('/api/v1/runs?nextToken=garbage'))).toEqual([
       'nextToken: is not a token this service handed out',
     ]);
-    expect((await app.request('/api/v1/runs/unknown')).status).toBe(404);
+    expect((await app.request(`/api/v1/runs/${crypto.randomUUID()}`)).status).toBe(404);
+    expect((await app.request('/api/v1/runs/unknown')).status).toBe(400);
   });
 
   it('answers a fault with a generic 500 and keeps the details out of the response', async () => {
@@ -356,6 +359,7 @@ describe('reading', () => {
         '/api/v1/clusters/{cluster}/nodes',
         '/api/v1/clusters/{cluster}/profiler',
         '/api/v1/config',
+        '/api/v1/me',
         '/api/v1/clusters/{cluster}/taskmanagers/{node}/profiler',
         '/api/v1/clusters/{cluster}/taskmanagers/{node}/profiler/{outputFile}',
         '/api/v1/runs',
@@ -467,9 +471,12 @@ describe('POST fan-out: one run per target', () => {
       ],
       [
         { mode: 'ITIMER', duration: 30, role: 'taskmanager', nodes: [] },
-        ['nodes: must be a list of 1 to 1000 node ids'],
+        ['nodes: must be a list of 1 to 200 node ids (at most 200 targets per fan-out)'],
       ],
-      [{ mode: 'ITIMER', duration: 30, role: 'taskmanager', nodes: [''] }, ['nodes.0: must be a node id']],
+      [
+        { mode: 'ITIMER', duration: 30, role: 'taskmanager', nodes: [''] },
+        ['nodes.0: must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit'],
+      ],
       [
         { mode: 'ITIMER', duration: 30, role: 'taskmanager', sample: 2 },
         ['sample: unknown field; only mode, duration, role and nodes are accepted'],

@@ -209,7 +209,16 @@ describe('local configuration', () => {
       linkSecret: undefined,
       asprof: undefined,
       agentTmpDir: undefined,
-      settings: { maxDurationSeconds: 300, historySize: 10, graceSeconds: 60, linkTtlSeconds: 900 },
+      settings: {
+        maxDurationSeconds: 300,
+        historySize: 10,
+        graceSeconds: 60,
+        linkTtlSeconds: 900,
+        maxFanOut: 200,
+        maxFiringSeconds: 3600,
+        // Local mode's rules may fire every minute; AWS's default is every 5 minutes at most.
+        minRuleIntervalSeconds: 60,
+      },
     });
   });
 

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteRuleStore } from '#adapters/local/sqlite-rule-store.ts';
+import { LOCAL_CALLER } from '#domain/access.ts';
 import type { FlinkNode, RuleScheduler } from '#domain/ports.ts';
-import type { Rule } from '#domain/rule.ts';
+import type { ProfilerSettings } from '#domain/profiler-service.ts';
+import type { Rule, RuleSpecInput } from '#domain/rule.ts';
 import { RuleService } from '#domain/rule-service.ts';
 import { createApp } from '#http/app.ts';
 import { LocalRuleTicker } from '#local/rule-ticker.ts';
@@ -41,8 +43,9 @@ afterEach(() => {
 });
 
 /** The profiler of the unit tier (SQLite in memory, a recording dispatcher, a clock the test moves) plus rules. */
-function setup(options: { ruleFile?: string; random?: () => number } = {}) {
-  const service = createTestService();
+function setup(options: { ruleFile?: string; random?: () => number; settings?: Partial<ProfilerSettings> } = {}) {
+  // Local mode's shortest rule interval (a minute) unless a test sets the guardrails.
+  const service = createTestService({ minRuleIntervalSeconds: 60, ...options.settings });
   dirs.push(service.dir);
   const store = new SqliteRuleStore(options.ruleFile ?? ':memory:');
   const scheduler = new RecordingScheduler();
@@ -68,7 +71,7 @@ function setup(options: { ruleFile?: string; random?: () => number } = {}) {
   return { ...service, store, scheduler, rules, call };
 }
 
-const nightly = {
+const nightly: RuleSpecInput = {
   name: 'nightly TaskManagers',
   cluster: 'local',
   target: { role: 'taskmanager' },
@@ -120,14 +123,17 @@ describe('rules API', () => {
       'target.sample: must not exceed the 2 nodes listed in target.nodes',
     ],
     [{ target: { role: 'worker' } }, 'target.role: must be one of jobmanager, taskmanager'],
-    [{ target: { role: 'taskmanager', sample: 0 } }, 'target.sample: must be a whole number from 1 to 1000'],
+    [
+      { target: { role: 'taskmanager', sample: 0 } },
+      'target.sample: must be a whole number from 1 to 200 (at most 200 targets per firing)',
+    ],
     [{ mode: 'cpu' }, 'mode: must be one of CPU, ALLOC, LOCK, WALL, ITIMER (upper case)'],
     [{ duration: 301 }, 'duration: must be a whole number of seconds from 1 to 300'],
     [{ enabled: undefined }, 'enabled: is required'],
     [{ name: '  ' }, 'name: must be a text of 1 to 100 characters'],
     [
       { owner: 'me' },
-      'owner: unknown field; only name, cluster, target, mode, duration, schedule, timezone and enabled are accepted',
+      'owner: unknown field; only name, cluster, target, mode, duration, schedule, timezone, enabled and team are accepted',
     ],
     [
       { schedule: 'at(2026-03-29T02:30:00)' },
@@ -152,9 +158,14 @@ describe('rules API', () => {
       ['PUT', nightly],
       ['DELETE', undefined],
     ] as const) {
-      expect(await call(method, '/rules/nope', body)).toEqual({
+      const unknown = crypto.randomUUID();
+      expect(await call(method, `/rules/${unknown}`, body)).toEqual({
         status: 404,
-        body: { errors: ["rule 'nope' not found"] },
+        body: { errors: [`rule '${unknown}' not found`] },
+      });
+      expect(await call(method, '/rules/nope', body)).toEqual({
+        status: 400,
+        body: { errors: ['id: must be an id this service handed out (a lower-case UUID)'] },
       });
     }
   });
@@ -212,13 +223,15 @@ describe('firing a rule', () => {
     const s = setup();
     s.discovery.nodes = [JM, ...taskManagers(3)];
     const dispatch = vi.spyOn(s.dispatcher, 'dispatch');
-    const rule = await s.rules.create({ ...nightly, schedule: 'rate(1 hour)' });
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)' });
     // tm-2 is busy with a run somebody started by hand.
     const busy = await s.profiler.startRun({
+      caller: LOCAL_CALLER,
       cluster: 'local',
       role: 'taskmanager',
       node: 'tm-2',
-      body: { mode: 'CPU', duration: 60 },
+      mode: 'CPU',
+      duration: 60,
     });
     dispatch.mockClear();
 
@@ -245,7 +258,7 @@ describe('firing a rule', () => {
     expect(runs.map((r: Json) => r.id).sort()).toEqual([...read.body.lastFiring.runIds].sort());
     expect(runs[0]).toMatchObject({
       ruleId: rule.id,
-      requestedBy: `rule:${nightly.name}`,
+      requestedBy: `rule:${rule.id}`,
       mode: 'ITIMER',
       duration: 30,
     });
@@ -254,7 +267,7 @@ describe('firing a rule', () => {
   it('profiles the listed nodes, reporting those not found; samples N at random per firing', async () => {
     const s = setup({ random: () => 0.999 });
     s.discovery.nodes = taskManagers(5);
-    const listed = await s.rules.create({
+    const listed = await s.rules.create(LOCAL_CALLER, {
       ...nightly,
       schedule: 'rate(1 hour)',
       target: { role: 'taskmanager', nodes: ['tm-1', 'tm-9'] },
@@ -265,7 +278,7 @@ describe('firing a rule', () => {
     ]);
     expect(firing.fired && firing.firing.runIds).toHaveLength(1);
 
-    const sampled = await s.rules.create({
+    const sampled = await s.rules.create(LOCAL_CALLER, {
       ...nightly,
       mode: 'WALL',
       schedule: 'rate(1 hour)',
@@ -282,7 +295,7 @@ describe('firing a rule', () => {
 
   it('records why nothing started: an unknown cluster, or no node of the role', async () => {
     const s = setup();
-    const rule = await s.rules.create({ ...nightly, schedule: 'rate(1 hour)' });
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)' });
     s.discovery.nodes = [JM];
     const outcome = await s.rules.fireRule(rule.id);
     expect(outcome.fired && outcome.firing).toMatchObject({
@@ -293,19 +306,19 @@ describe('firing a rule', () => {
 
   it('skips a stale trigger, a disabled rule and a deleted one', async () => {
     const s = setup();
-    const rule = await s.rules.create({ ...nightly, schedule: 'rate(1 hour)' });
-    await s.rules.replace(rule.id, { ...nightly, schedule: 'rate(2 hours)' });
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)' });
+    await s.rules.replace(LOCAL_CALLER, rule.id, { ...nightly, schedule: 'rate(2 hours)' });
     expect(await s.rules.fireRule(rule.id, { version: 1 })).toEqual({
       ruleId: rule.id,
       fired: false,
       reason: 'stale trigger: version 1, rule is at 2',
     });
-    await s.rules.replace(rule.id, { ...nightly, enabled: false });
+    await s.rules.replace(LOCAL_CALLER, rule.id, { ...nightly, enabled: false });
     expect(await s.rules.fireRule(rule.id, { version: 3 })).toMatchObject({
       fired: false,
       reason: 'the rule is disabled',
     });
-    await s.rules.delete(rule.id);
+    await s.rules.delete(LOCAL_CALLER, rule.id);
     expect(await s.rules.fireRule(rule.id)).toMatchObject({
       fired: false,
       reason: 'the rule does not exist (deleted)',
@@ -315,7 +328,7 @@ describe('firing a rule', () => {
 
   it('refuses a second firing for the same scheduled time (a retried tick)', async () => {
     const s = setup();
-    const rule = await s.rules.create({ ...nightly, schedule: 'rate(1 hour)' });
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)' });
     const scheduledAt = rule.nextFireAt as number;
     expect((await s.rules.fireRule(rule.id, { version: 1, scheduledAt })).fired).toBe(true);
     expect(await s.rules.fireRule(rule.id, { version: 1, scheduledAt })).toMatchObject({
@@ -328,7 +341,7 @@ describe('firing a rule', () => {
   it('keeps per-target history trimming for the runs it starts', async () => {
     const s = setup();
     const historySize = s.profiler.settings.historySize;
-    const rule = await s.rules.create({ ...nightly, schedule: 'rate(1 hour)', duration: 1 });
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)', duration: 1 });
     for (let i = 0; i < historySize + 3; i++) {
       await s.rules.fireRule(rule.id);
       for (const run of await s.runs.listRunning())
@@ -353,7 +366,7 @@ describe('local scheduling across restarts (injected clock, one SQLite file)', (
     const first = setup({ ruleFile: file });
     const t0 = Date.parse('2026-11-27T10:00:00Z');
     first.clock.now = t0;
-    const rule = await first.rules.create({ ...nightly, schedule: 'cron(0/15 * * * ? *)', duration: 1 });
+    const rule = await first.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'cron(0/15 * * * ? *)', duration: 1 });
     expect(rule.nextFireAt).toBe(t0); // 10:00 matches
 
     expect(await first.rules.fireDue()).toHaveLength(1);
@@ -372,7 +385,7 @@ describe('local scheduling across restarts (injected clock, one SQLite file)', (
     const caughtUp = await second.rules.fireDue();
     expect(caughtUp).toHaveLength(1);
     expect(caughtUp[0]?.fired && caughtUp[0].firing.scheduledAt).toBe(t0 + 30 * 60_000);
-    const after = await second.rules.get(rule.id);
+    const after = await second.rules.get(LOCAL_CALLER, rule.id);
     expect(after).toMatchObject({ lastFiredAt: t0 + 67 * 60_000, nextFireAt: t0 + 75 * 60_000 });
     expect(await second.rules.fireDue()).toEqual([]);
   });
@@ -382,7 +395,7 @@ describe('local scheduling across restarts (injected clock, one SQLite file)', (
     const a = setup({ ruleFile: file });
     const b = setup({ ruleFile: file });
     b.clock.now = a.clock.now;
-    await a.rules.create({ ...nightly, schedule: 'rate(1 minute)' });
+    await a.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 minute)' });
     const outcomes = (await Promise.all([a.rules.fireDue(), b.rules.fireDue()])).flat();
     expect(outcomes.filter((o) => o.fired)).toHaveLength(1);
   });

@@ -20,21 +20,35 @@ describe('web UI addresses', () => {
     });
   });
 
-  it('writes addresses it reads back, whatever the names hold', () => {
+  it('writes addresses it reads back', () => {
     const targets = [
-      { cluster: 'a b/c', role: 'taskmanager', node: 'node#1?x' },
+      { cluster: 'prod-eu.1', role: 'taskmanager', node: 'i-0abc123' },
       { cluster: 'prod', role: 'jobmanager' },
-      { cluster: 'prod', role: 'jobmanager', node: '10.0.0.1:6123' },
+      { cluster: 'prod', role: 'jobmanager', node: '4242-1234567' },
     ] as const;
     for (const target of targets) expect(parseRoute(href.profiler(target))).toEqual({ view: 'profiler', target });
-    expect(parseRoute(href.cluster('x/y'))).toEqual({ view: 'cluster', cluster: 'x/y' });
+    expect(parseRoute(href.cluster('x_y'))).toEqual({ view: 'cluster', cluster: 'x_y' });
+  });
+
+  it("takes only names that match the API's patterns: a wildcard or a slash is no page", () => {
+    for (const cluster of ['*', 'prod*', 'p?od', 'a b/c', '-prod', '.', 'x'.repeat(65)]) {
+      expect(parseRoute(href.cluster(cluster)).view, cluster).toBe('not-found');
+    }
+    expect(parseRoute(href.profiler({ cluster: 'prod', role: 'taskmanager', node: 'node#1?x' })).view).toBe(
+      'not-found',
+    );
+    expect(parseRoute(href.profiler({ cluster: 'prod', role: 'jobmanager', node: '10.0.0.1:6123' })).view).toBe(
+      'not-found',
+    );
   });
 
   it('reads the rules list, a new rule and one rule', () => {
+    const id = '0d9c2f4e-4b7a-4a64-9d0b-3a4c5e6f7a8b';
     expect(parseRoute(href.rules())).toEqual({ view: 'rules' });
     expect(parseRoute(href.newRule())).toEqual({ view: 'rule', id: undefined });
-    expect(parseRoute(href.rule('0d9c/2f'))).toEqual({ view: 'rule', id: '0d9c/2f' });
-    expect(parseRoute('#/rules/abc/')).toEqual({ view: 'rule', id: 'abc' });
+    expect(parseRoute(href.rule(id))).toEqual({ view: 'rule', id });
+    expect(parseRoute(`#/rules/${id}/`)).toEqual({ view: 'rule', id });
+    expect(parseRoute('#/rules/abc').view).toBe('not-found');
   });
 
   it('sends anything else to a not-found view', () => {

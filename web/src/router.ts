@@ -4,6 +4,7 @@
  * a JVM's profiler panel (and `#/clusters/{cluster}/jobmanagers/{node}/profiler` one of several JobManagers);
  * `#/rules` the scheduled profiling rules, `#/rules/new` a new one and `#/rules/{id}` one rule with its runs.
  */
+import { isName } from '#domain/names.ts';
 import type { Target } from './target.ts';
 
 export type Route =
@@ -32,11 +33,13 @@ export function parseRoute(hash: string): Route {
   const [first, cluster, third, fourth, fifth] = parts as string[];
   if (first === 'rules') {
     if (parts.length === 1) return { view: 'rules' };
-    if (parts.length === 2 && cluster !== undefined)
-      return { view: 'rule', id: cluster === 'new' ? undefined : cluster };
+    if (parts.length === 2 && cluster === 'new') return { view: 'rule', id: undefined };
+    if (parts.length === 2 && isName('id', cluster)) return { view: 'rule', id: cluster };
     return { view: 'not-found', hash };
   }
-  if (first !== 'clusters' || cluster === undefined) return { view: 'not-found', hash };
+  // The API's own name patterns: an address with anything else is no page (and never reaches the API).
+  if (first !== 'clusters' || !isName('cluster', cluster)) return { view: 'not-found', hash };
+  if (fourth !== undefined && third !== 'jobmanager' && !isName('node', fourth)) return { view: 'not-found', hash };
   if (parts.length === 2) return { view: 'cluster', cluster };
   if (parts.length === 4 && third === 'jobmanager' && fourth === 'profiler') {
     return { view: 'profiler', target: { cluster, role: 'jobmanager' } };

@@ -20,6 +20,10 @@ const OPTIONAL_TIMES = ['nextFireAt', 'lastFiredAt', 'lastScheduledAt'] as const
 
 function toRule(item: Record<string, unknown>): Rule {
   const rule = Object.fromEntries(RULE_SPEC_FIELDS.map((field) => [field, item[field]])) as unknown as Rule;
+  // Rules stored before teams and authors were kept have neither.
+  rule.team = (item.team as string | undefined) ?? null;
+  rule.createdBy = (item.createdBy as string | undefined) ?? null;
+  rule.updatedBy = (item.updatedBy as string | undefined) ?? null;
   rule.id = item.id as string;
   rule.version = item.version as number;
   rule.createdAt = item.createdAt as number;
@@ -58,6 +62,8 @@ export class DynamoDbRuleStore implements RuleStore {
       version: rule.version,
       createdAt: rule.createdAt,
       updatedAt: rule.updatedAt,
+      createdBy: rule.createdBy,
+      updatedBy: rule.updatedBy,
       ...Object.fromEntries(OPTIONAL_TIMES.flatMap((field) => (rule[field] === null ? [] : [[field, rule[field]]]))),
       ...(rule.lastFiring ? { lastFiring: rule.lastFiring } : {}),
     };
@@ -81,7 +87,7 @@ export class DynamoDbRuleStore implements RuleStore {
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = { ':expected': expectedVersion };
     const sets: string[] = [];
-    for (const field of [...RULE_SPEC_FIELDS, 'version', 'updatedAt'] as const) {
+    for (const field of [...RULE_SPEC_FIELDS, 'version', 'updatedAt', 'updatedBy'] as const) {
       names[`#${field}`] = field;
       values[`:${field}`] = rule[field];
       sets.push(`#${field} = :${field}`);

@@ -46,8 +46,10 @@ const RUN_FIELDS = [
 
 function toRun(item: Record<string, unknown>): Run {
   const run = Object.fromEntries(RUN_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as Run;
-  // Only the runs of a fan-out have a group.
-  return typeof item.groupId === 'string' ? { ...run, groupId: item.groupId } : run;
+  // Only the runs of a fan-out have a group; runs stored before teams existed have no teams.
+  if (typeof item.groupId === 'string') run.groupId = item.groupId;
+  if (Array.isArray(item.teams)) run.teams = item.teams.filter((team): team is string => typeof team === 'string');
+  return run;
 }
 
 function isConditionFailure(error: unknown, index: number): boolean {
@@ -177,7 +179,9 @@ export class DynamoDbRunStore implements RunStore {
   }
 
   async list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage> {
-    const { ruleId, cluster, node, role, status } = filter;
+    const { ruleId, cluster, node, role, status, requestedBy, teams } = filter;
+    // Visible to none of no teams: nothing to read.
+    if (teams?.length === 0) return { runs: [] };
     const [index, key] =
       ruleId !== undefined
         ? (['byRule', ruleId] as const)
@@ -186,7 +190,7 @@ export class DynamoDbRunStore implements RunStore {
           : cluster !== undefined
             ? (['byCluster', cluster] as const)
             : (['byTime', ALL] as const);
-    return this.query(index, key, { cluster, node, role, status, ruleId }, limit, nextToken);
+    return this.query(index, key, { cluster, node, role, status, ruleId, requestedBy }, limit, nextToken, teams);
   }
 
   async findByOutputFile(target: TargetSelector, outputFile: string): Promise<Run | undefined> {
@@ -245,12 +249,22 @@ export class DynamoDbRunStore implements RunStore {
   private async query(
     index: IndexName,
     key: string,
-    where: Partial<Record<'cluster' | 'node' | 'role' | 'status' | 'ruleId' | 'outputFile', string>>,
+    where: Partial<Record<'cluster' | 'node' | 'role' | 'status' | 'ruleId' | 'requestedBy' | 'outputFile', string>>,
     limit: number,
     nextToken?: string,
+    /** Keep only runs whose `teams` list holds one of these. */
+    teams?: readonly string[],
   ): Promise<RunPage> {
     const indexName = RUN_TABLE.indexes[index];
     const conditions = Object.entries(where).filter(([, value]) => value !== undefined);
+    const teamValues = Object.fromEntries((teams ?? []).map((team, i) => [`:team${i}`, team]));
+    const teamCondition = teams
+      ? [
+          `(${Object.keys(teamValues)
+            .map((value) => `contains(#teams, ${value})`)
+            .join(' OR ')})`,
+        ]
+      : [];
     const input: QueryCommandInput = {
       TableName: this.tableName,
       IndexName: indexName,
@@ -258,16 +272,19 @@ export class DynamoDbRunStore implements RunStore {
       ExpressionAttributeNames: {
         '#key': indexName,
         '#ttl': RUN_TABLE.ttlAttribute,
+        ...(teams ? { '#teams': 'teams' } : {}),
         ...Object.fromEntries(conditions.map(([field]) => [`#${field}`, field])),
       },
       ExpressionAttributeValues: {
         ':key': key,
         ':now': Math.floor(this.now() / 1000),
         ...Object.fromEntries(conditions.map(([field, value]) => [`:${field}`, value])),
+        ...teamValues,
       },
       FilterExpression: [
         '(attribute_not_exists(#ttl) OR #ttl > :now)',
         ...conditions.map(([field]) => `#${field} = :${field}`),
+        ...teamCondition,
       ].join(' AND '),
       ScanIndexForward: false,
       ExclusiveStartKey: nextToken ? decodeToken(nextToken) : undefined,

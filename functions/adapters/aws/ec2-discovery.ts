@@ -1,4 +1,5 @@
 import { type EC2Client, type Instance, paginateDescribeInstances } from '@aws-sdk/client-ec2';
+import { isName } from '#domain/names.ts';
 import type { Discovery, FlinkNode } from '#domain/ports.ts';
 import { ROLES, type Role } from '#domain/run.ts';
 
@@ -7,6 +8,16 @@ export interface Ec2DiscoveryOptions {
   clusterTag: string;
   /** Tag listing an instance's roles: `jobmanager`, `taskmanager`, or both separated by a comma. */
   roleTag: string;
+  /** Tag naming the teams an instance belongs to, separated by spaces or commas, e.g. `flink-profiler:team`. */
+  teamTag: string;
+}
+
+/**
+ * A value for an EC2 filter that matches only itself: EC2 reads `*` and `?` as wildcards and `\` as their escape.
+ * Names are checked against their pattern before they get here; this is the second line of defence.
+ */
+export function literalFilterValue(value: string): string {
+  return value.replace(/[\\*?]/g, (c) => `\\${c}`);
 }
 
 function tag(instance: Instance, key: string): string | undefined {
@@ -23,24 +34,40 @@ export class Ec2Discovery implements Discovery {
     private readonly options: Ec2DiscoveryOptions,
   ) {}
 
-  async listClusters(): Promise<Array<{ id: string; nodes: number }>> {
-    const counts = new Map<string, number>();
+  async listClusters(): Promise<Array<{ id: string; nodes: number; teams: string[] }>> {
+    const clusters = new Map<string, { nodes: number; teams: Set<string> }>();
     for (const instance of await this.instances()) {
       const cluster = tag(instance, this.options.clusterTag);
-      if (cluster) counts.set(cluster, (counts.get(cluster) ?? 0) + this.nodesOf(instance).length);
+      // A tag value that is no valid cluster id could never be asked for by name: leave it out.
+      if (!isName('cluster', cluster)) continue;
+      const entry = clusters.get(cluster) ?? { nodes: 0, teams: new Set<string>() };
+      entry.nodes += this.nodesOf(instance).length;
+      for (const team of this.teamsOf(instance)) entry.teams.add(team);
+      clusters.set(cluster, entry);
     }
-    return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([id, nodes]) => ({ id, nodes }));
+    return [...clusters]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([id, { nodes, teams }]) => ({ id, nodes, teams: [...teams].sort() }));
   }
 
   async listNodes(cluster: string): Promise<FlinkNode[] | undefined> {
-    const instances = await this.instances(cluster);
+    // A name that is not a cluster id is no cluster (and never reaches a filter, where it could be a pattern).
+    if (!isName('cluster', cluster)) return undefined;
+    const instances = (await this.instances(cluster)).filter((i) => tag(i, this.options.clusterTag) === cluster);
     if (instances.length === 0) return undefined;
     return instances
       .flatMap((instance) => this.nodesOf(instance))
       .sort((a, b) => a.id.localeCompare(b.id) || a.role.localeCompare(b.role));
   }
 
+  /** The teams named in the instance's team tag; names that are no valid team name are ignored. */
+  private teamsOf(instance: Instance): string[] {
+    const names = (tag(instance, this.options.teamTag) ?? '').split(/[\s,]+/);
+    return [...new Set(names.filter((name) => isName('team', name)))];
+  }
+
   private nodesOf(instance: Instance): FlinkNode[] {
+    const teams = this.teamsOf(instance);
     const roles = (tag(instance, this.options.roleTag) ?? '')
       .split(/[\s,]+/)
       .filter((role): role is Role => (ROLES as readonly string[]).includes(role));
@@ -50,6 +77,7 @@ export class Ec2Discovery implements Discovery {
       host: instance.PrivateDnsName || instance.PrivateIpAddress || instance.InstanceId || '',
       // Running is all EC2 tells; whether its SSM agent answers shows when a command is delivered.
       reachable: instance.State?.Name === 'running',
+      teams,
     }));
   }
 
@@ -58,7 +86,7 @@ export class Ec2Discovery implements Discovery {
       { Name: 'instance-state-name', Values: ['running'] },
       cluster === undefined
         ? { Name: 'tag-key', Values: [this.options.clusterTag] }
-        : { Name: `tag:${this.options.clusterTag}`, Values: [cluster] },
+        : { Name: `tag:${this.options.clusterTag}`, Values: [literalFilterValue(cluster)] },
     ];
     const instances: Instance[] = [];
     for await (const page of paginateDescribeInstances({ client: this.ec2 }, { Filters: filters })) {

@@ -32,8 +32,9 @@ export class ProcDiscovery implements Discovery {
 
   constructor(private readonly procRoot = '/proc') {}
 
-  async listClusters(): Promise<Array<{ id: string; nodes: number }>> {
-    return [{ id: LOCAL_CLUSTER, nodes: this.findNodes().length }];
+  /** Local mode has no teams: its one implicit user sees the one cluster. */
+  async listClusters(): Promise<Array<{ id: string; nodes: number; teams: string[] }>> {
+    return [{ id: LOCAL_CLUSTER, nodes: this.findNodes().length, teams: [] }];
   }
 
   async listNodes(cluster: string): Promise<FlinkNode[] | undefined> {
@@ -59,6 +60,6 @@ export class ProcDiscovery implements Discovery {
     if (!role) return undefined;
     const startTime = processStartTime(pid, this.procRoot);
     if (!startTime) return undefined;
-    return { id: `${pid}-${startTime}`, role, host: this.host, pid, reachable: true };
+    return { id: `${pid}-${startTime}`, role, host: this.host, pid, reachable: true, teams: [] };
   }
 }

@@ -31,10 +31,17 @@ CREATE TABLE IF NOT EXISTS rules (
 CREATE INDEX IF NOT EXISTS rules_due ON rules (next_fire_at) WHERE enabled = 1 AND next_fire_at IS NOT NULL;
 `;
 
+/** What the `spec` column holds: the rule as clients write it, and who wrote it. */
+type StoredSpec = RuleSpec & Pick<Rule, 'createdBy' | 'updatedBy'>;
+
 function toRule(row: RuleRow): Rule {
-  const spec = JSON.parse(row.spec) as RuleSpec;
+  const spec = JSON.parse(row.spec) as Partial<StoredSpec> & Omit<RuleSpec, 'team'>;
   return {
     ...spec,
+    // Rules written before teams and authors were kept have neither.
+    team: spec.team ?? null,
+    createdBy: spec.createdBy ?? null,
+    updatedBy: spec.updatedBy ?? null,
     enabled: row.enabled === 1,
     id: row.id,
     version: row.version,
@@ -48,8 +55,20 @@ function toRule(row: RuleRow): Rule {
 }
 
 function specJson(rule: Rule): string {
-  const { name, cluster, target, mode, duration, schedule, timezone, enabled } = rule;
-  return JSON.stringify({ name, cluster, target, mode, duration, schedule, timezone, enabled } satisfies RuleSpec);
+  const { name, cluster, target, mode, duration, schedule, timezone, enabled, team, createdBy, updatedBy } = rule;
+  return JSON.stringify({
+    name,
+    cluster,
+    target,
+    mode,
+    duration,
+    schedule,
+    timezone,
+    enabled,
+    team,
+    createdBy,
+    updatedBy,
+  } satisfies StoredSpec);
 }
 
 /**

@@ -20,6 +20,8 @@ interface RunRow {
   requested_by: string | null;
   rule_id: string | null;
   group_id: string | null;
+  /** JSON array of team names. */
+  teams: string | null;
 }
 
 const TABLE = `
@@ -39,12 +41,13 @@ CREATE TABLE IF NOT EXISTS runs (
   artifact_key  TEXT,
   requested_by  TEXT,
   rule_id       TEXT,
-  group_id      TEXT
+  group_id      TEXT,
+  teams         TEXT
 );
 `;
 
 /** Columns added after the first release, each with its definition: added to an older file when it opens. */
-const ADDED_COLUMNS = { group_id: 'TEXT' } as const;
+const ADDED_COLUMNS = { group_id: 'TEXT', teams: 'TEXT' } as const;
 
 const INDEXES = `
 -- The one-RUNNING-run-per-target rule lives in the database: an insert that breaks it fails atomically.
@@ -74,6 +77,7 @@ function toRun(row: RunRow): Run {
     requestedBy: row.requested_by,
     ruleId: row.rule_id,
     ...(row.group_id === null ? {} : { groupId: row.group_id }),
+    ...(row.teams === null ? {} : { teams: JSON.parse(row.teams) as string[] }),
   };
 }
 
@@ -96,7 +100,14 @@ function decodeToken(token: string): PageToken {
   throw new ValidationError('nextToken: is not a token this service handed out');
 }
 
-const FILTER_COLUMNS = { cluster: 'cluster', node: 'node', role: 'role', status: 'status', ruleId: 'rule_id' } as const;
+const FILTER_COLUMNS = {
+  cluster: 'cluster',
+  node: 'node',
+  role: 'role',
+  status: 'status',
+  ruleId: 'rule_id',
+  requestedBy: 'requested_by',
+} as const;
 
 /** RunStore on one SQLite file: history survives restarts, and the busy-target check is a unique index. */
 export class SqliteRunStore implements RunStore {
@@ -137,12 +148,12 @@ export class SqliteRunStore implements RunStore {
     const inserted = this.db
       .prepare(
         `INSERT INTO runs (id, cluster, node, role, mode, duration, status, trigger_time, finished_time, message,
-                           output_file, command_id, artifact_key, requested_by, rule_id, group_id)
+                           output_file, command_id, artifact_key, requested_by, rule_id, group_id, teams)
          VALUES (@id, @cluster, @node, @role, @mode, @duration, 'RUNNING', @triggerTime, NULL, NULL, NULL, NULL, NULL,
-                 @requestedBy, @ruleId, @groupId)
+                 @requestedBy, @ruleId, @groupId, @teams)
          ON CONFLICT DO NOTHING`,
       )
-      .run({ ...run, groupId: run.groupId ?? null });
+      .run({ ...run, groupId: run.groupId ?? null, teams: run.teams ? JSON.stringify(run.teams) : null });
     if (inserted.changes === 1) return { inserted: true };
     const holder = this.db
       .prepare(`SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ? AND status = 'RUNNING'`)
@@ -184,11 +195,18 @@ export class SqliteRunStore implements RunStore {
   async list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage> {
     const where: string[] = [];
     const params: Record<string, string | number> = { limit: limit + 1 };
-    for (const [key, column] of Object.entries(FILTER_COLUMNS) as Array<[keyof RunFilter, string]>) {
+    for (const [key, column] of Object.entries(FILTER_COLUMNS) as Array<[keyof typeof FILTER_COLUMNS, string]>) {
       const value = filter[key];
       if (value === undefined) continue;
       where.push(`${column} = @${key}`);
       params[key] = value;
+    }
+    if (filter.teams) {
+      // Visible to one of the teams: the run's team list shares a name with the caller's (none: nothing).
+      where.push(
+        `EXISTS (SELECT 1 FROM json_each(runs.teams) WHERE json_each.value IN (SELECT value FROM json_each(@teams)))`,
+      );
+      params.teams = JSON.stringify(filter.teams);
     }
     if (nextToken) {
       const after = decodeToken(nextToken);
