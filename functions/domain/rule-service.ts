@@ -80,7 +80,7 @@ export class RuleService {
    * undoes the rule. The rule may only profile a cluster of its team, within the guardrails.
    */
   async create(caller: Caller, input: RuleSpecInput): Promise<Rule> {
-    const spec: RuleSpec = { ...specOf(input), team: this.teamOf(caller, input.team) };
+    const spec: RuleSpec = { ...specOf(input), team: this.teamOf(caller, input.team ?? undefined) };
     await this.checkTargets(caller, spec);
     const now = this.now();
     const rule: Rule = {
@@ -120,8 +120,8 @@ export class RuleService {
     if (input.version !== undefined && input.version !== current.version) {
       throw new ConflictError(staleMessage(id, input.version, current.version));
     }
-    const team =
-      input.team === undefined || input.team === current.team ? current.team : this.teamOf(caller, input.team);
+    const named = input.team ?? undefined;
+    const team = named === undefined || named === current.team ? current.team : this.teamOf(caller, named);
     const spec: RuleSpec = { ...specOf(input), team };
     await this.checkTargets(caller, spec);
     const now = this.now();

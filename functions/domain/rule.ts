@@ -154,10 +154,7 @@ function ruleShape({ maxDurationSeconds, maxFanOut }: RuleBodyLimits) {
       .optional(),
     enabled: z.boolean({ error: required('must be true or false') }),
     // A rule read sends back `team: null` in local mode: null is "no team named", like leaving it out.
-    team: nameSchema('team')
-      .nullable()
-      .optional()
-      .transform((team) => team ?? undefined),
+    team: nameSchema('team').nullable().optional(),
   };
 }
 
