@@ -7,6 +7,8 @@ import { startLocalServer } from './server.ts';
 try {
   const server = await startLocalServer(readLocalConfig());
   console.log(`Flink Fleet Profiler (local mode) is listening on ${server.url} — API at ${server.url}${API_BASE_PATH}`);
+  // With a token, the link carries it in the fragment (which browsers never send): the UI reads it from there once.
+  console.log(`Open the web UI: ${server.uiUrl}`);
   const stop = async () => {
     await server.close();
     process.exit(0);

@@ -16,9 +16,19 @@ import type { Logger } from '#domain/ports.ts';
 import { ProfilerService } from '#domain/profiler-service.ts';
 import { RuleService } from '#domain/rule-service.ts';
 import { API_BASE_PATH, createApp } from '#http/app.ts';
-import type { LocalConfig } from '#shared/config.ts';
+import { ConfigError, ENV, isLinkSecretHex, LINK_SECRET_RULE, type LocalConfig } from '#shared/config.ts';
+import { WEB_AUTH_CONFIG_FILE } from '#shared/web-auth-config.ts';
 import { resolveAsprof } from './async-profiler.ts';
 import { consoleLogger } from './log.ts';
+import {
+  hostGuard,
+  type OwnOrigin,
+  originGuard,
+  ownOrigin,
+  tokenGuard,
+  uiLink,
+  webAuthConfig,
+} from './origin-guard.ts';
 import { LocalRuleTicker } from './rule-ticker.ts';
 import { UNBUILT_PAGE, WebAssets } from './web-assets.ts';
 
@@ -28,23 +38,34 @@ const RECONCILE_INTERVAL_MS = 2000;
 export interface LocalServer {
   /** Where the server listens, e.g. `http://127.0.0.1:8080`. */
   url: string;
+  /** The web UI's link to hand to people: the public URL (else `url`), with `#token=…` when a token is enforced. */
+  uiUrl: string;
   profiler: ProfilerService;
   rules: RuleService;
   artifacts: DirectoryArtifactStore;
   close(): Promise<void>;
 }
 
-/** The link secret: from the configuration, else one made on first start and kept in the data directory. */
+/**
+ * The link secret's bytes: the hex of FLINK_PROFILER_LINK_SECRET (checked by the configuration), else the hex kept
+ * in the data directory's `link-secret`, made on first start. A kept file that is not such hex stops the start:
+ * signing with what is left of it (Buffer's hex decoding stops at the first bad character) would be a weak key.
+ */
 async function loadLinkSecret(config: LocalConfig, dataDir: string): Promise<Buffer> {
-  if (config.linkSecret) return Buffer.from(config.linkSecret, 'utf8');
+  if (config.linkSecret) return Buffer.from(config.linkSecret, 'hex');
   const file = join(dataDir, 'link-secret');
-  try {
-    return Buffer.from(await readFile(file, 'utf8'), 'hex');
-  } catch {
-    const secret = randomBytes(32);
-    await writeFile(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' }).catch(() => undefined);
-    return Buffer.from(await readFile(file, 'utf8'), 'hex');
-  }
+  const kept = await readFile(file, 'utf8').catch(async () => {
+    // `wx`: when two servers start on one directory at once, one writes and both read what it wrote.
+    await writeFile(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return readFile(file, 'utf8');
+  });
+  const hex = kept.trim();
+  if (!isLinkSecretHex(hex))
+    throw new ConfigError(
+      `bad link secret in ${file}: it ${LINK_SECRET_RULE}; fix or delete the file (a new one is made; links handed out ` +
+        `before stop working), or set ${ENV.linkSecret}`,
+    );
+  return Buffer.from(hex, 'hex');
 }
 
 /**
@@ -54,15 +75,12 @@ async function loadLinkSecret(config: LocalConfig, dataDir: string): Promise<Buf
 export async function startLocalServer(config: LocalConfig, log: Logger = consoleLogger): Promise<LocalServer> {
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
+  const linkSecret = await loadLinkSecret(config, dataDir);
   const asprof = await resolveAsprof(config.asprof, join(dataDir, 'tools'));
   let baseUrl = config.publicUrl?.replace(/\/$/, '') ?? '';
 
   const runs = new SqliteRunStore(join(dataDir, 'runs.sqlite'));
-  const artifacts = new DirectoryArtifactStore(
-    join(dataDir, 'artifacts'),
-    await loadLinkSecret(config, dataDir),
-    () => baseUrl,
-  );
+  const artifacts = new DirectoryArtifactStore(join(dataDir, 'artifacts'), linkSecret, () => baseUrl);
   let profiler: ProfilerService | undefined;
   const discovery = new ProcDiscovery();
   const dispatcher = new LocalDispatcher({
@@ -92,8 +110,19 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
     log,
   });
 
+  // Answer only this server's own Host and Origin, on every path; the port is known once it listens.
+  let port = config.port;
+  const own: () => OwnOrigin = () => ownOrigin({ host: config.host, port, publicUrl: config.publicUrl });
   const root = new Hono();
+  root.use(hostGuard(own));
+  root.use(originGuard(own));
+  // `/api/v1/*` matches `/api/v1` too, and every path the API's routes match (the same router decides both).
+  if (config.token) root.use(`${API_BASE_PATH}/*`, tokenGuard(config.token));
   root.use(`${API_BASE_PATH}/*`, bodyLimit({ maxSize: 64 * 1024 }));
+  // How the UI signs in: with the token of its link's fragment, or not at all.
+  root.get(`/${WEB_AUTH_CONFIG_FILE}`, (c) =>
+    c.json(webAuthConfig(config.token), 200, { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' }),
+  );
   root.route('/', createApp({ profiler, rules, log }));
   root.get('/artifacts/:fileName', async (c) => {
     try {
@@ -134,7 +163,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
     server.once('listening', resolveListening);
     server.once('error', reject);
   });
-  const { port } = server.address() as AddressInfo;
+  port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   baseUrl ||= url;
 
@@ -158,6 +187,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
 
   return {
     url,
+    uiUrl: uiLink(baseUrl, config.token),
     profiler,
     rules,
     artifacts,

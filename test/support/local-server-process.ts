@@ -21,11 +21,7 @@ export interface LocalServerProcess {
  * tests go through its real HTTP port and can kill it. Resolves once it prints where it listens.
  */
 export async function startLocalServerProcess(env: Record<string, string>): Promise<LocalServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnLocalServer(env);
   let output = '';
   child.stdout?.on('data', (chunk) => {
     output += chunk;
@@ -60,4 +56,35 @@ export async function startLocalServerProcess(env: Record<string, string>): Prom
       await exited;
     },
   };
+}
+
+/** `functions/local/main.ts` in a Node process of its own, on a free port unless `env` names one. */
+function spawnLocalServer(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/**
+ * Starts the local server with a configuration it should refuse and waits for it to exit: its exit code and
+ * everything it wrote. Fails if it starts listening instead (and stops it).
+ */
+export async function localServerRefusal(
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawnLocalServer(env);
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk;
+    if (/listening on http/.test(output)) child.kill('SIGKILL');
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  if (/listening on http/.test(output)) throw new Error(`the local server started instead of refusing:\n${output}`);
+  return { code, output };
 }
