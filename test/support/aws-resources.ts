@@ -63,8 +63,18 @@ export async function createAgentDocument(name = uniqueName('FlinkFleetProfiler'
   return name;
 }
 
-/** Launches a running instance tagged as a Flink node of `cluster` with `role`, and returns its id. */
-export async function launchFlinkInstance(cluster: string, role: string): Promise<string> {
+/** The team the integration tests' instances and callers belong to unless a test says otherwise. */
+export const TEST_TEAM = 'team-a';
+
+/**
+ * Launches a running instance tagged as a Flink node of `cluster` with `role`, in `teams` (the team tag's value,
+ * e.g. `team-a` or `team-a, team-b`; null for no team tag), and returns its id.
+ */
+export async function launchFlinkInstance(
+  cluster: string,
+  role: string,
+  teams: string | null = TEST_TEAM,
+): Promise<string> {
   const client = new EC2Client({});
   const { Instances } = await client.send(
     new RunInstancesCommand({
@@ -77,6 +87,7 @@ export async function launchFlinkInstance(cluster: string, role: string): Promis
           Tags: [
             { Key: 'flink-profiler:cluster', Value: cluster },
             { Key: 'flink-profiler:role', Value: role },
+            ...(teams === null ? [] : [{ Key: 'flink-profiler:team', Value: teams }]),
           ],
         },
       ],

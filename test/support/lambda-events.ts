@@ -1,6 +1,14 @@
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, Context, EventBridgeEvent } from 'aws-lambda';
 import type { CommandInvocationStatusDetail } from '#lambda/completion.lambda.ts';
 
+/**
+ * The claims of a signed-in user as API Gateway's JWT authorizer hands them to the function: every claim a string,
+ * so Cognito's `cognito:groups` array arrives as `"[team-a team-b]"`.
+ */
+export function userClaims(username: string, groups: string[]): Record<string, string> {
+  return { sub: `${username}-sub`, username, 'cognito:groups': `[${groups.join(' ')}]` };
+}
+
 /** An API Gateway HTTP API (payload 2.0) event as API Gateway sends it behind a JWT authorizer. */
 export function httpApiEvent(
   method: string,
@@ -27,7 +35,7 @@ export function httpApiEvent(
       authorizer: {
         principalId: '',
         integrationLatency: 0,
-        jwt: { claims: options.claims ?? { sub: 'user-sub-1', username: 'alice' }, scopes: [] },
+        jwt: { claims: options.claims ?? userClaims('alice', ['team-a']), scopes: [] },
       },
       domainName: 'profiler.example.test',
       domainPrefix: 'profiler',

@@ -66,7 +66,7 @@ export const TM: FlinkNode = { id: '4242-100', role: 'taskmanager', host: 'test-
 export const JM: FlinkNode = { id: '4141-90', role: 'jobmanager', host: 'test-host', pid: 4141, reachable: true };
 
 /** A service over real SQLite (in memory) and a real directory, with a clock the test moves. */
-export function createTestService(settings: Partial<ProfilerSettings> = {}) {
+export function createTestService(settings: Partial<ProfilerSettings> = {}, log: Logger = silentLog) {
   const clock = { now: Date.UTC(2026, 10, 27, 10, 0, 0) };
   const dir = mkdtempSync(join(tmpdir(), 'ffp-unit-'));
   const runs = new SqliteRunStore(':memory:');
@@ -84,7 +84,7 @@ export function createTestService(settings: Partial<ProfilerSettings> = {}) {
     dispatcher,
     discovery,
     settings: { ...DEFAULT_SETTINGS, ...settings },
-    log: silentLog,
+    log,
     now: () => clock.now,
   });
   const app = createApp({ profiler, log: silentLog });
