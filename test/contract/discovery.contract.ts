@@ -44,7 +44,7 @@ export function describeDiscoveryContract(adapter: string, create: () => Promise
       );
       expect((await discovery.listNodes(cluster))?.map((n) => n.id)).toEqual(nodes.map((n) => n.id));
       const clusters = await discovery.listClusters();
-      expect(clusters).toContainEqual({ id: cluster, nodes: nodes.length });
+      expect(clusters).toContainEqual({ id: cluster, nodes: nodes.length, teams: expect.any(Array) });
     });
 
     it('stops listing a node that went away', async () => {

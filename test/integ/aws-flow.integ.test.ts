@@ -11,7 +11,13 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
 import { ENV } from '#shared/config.ts';
-import { createAgentDocument, createBucket, createRunTable, launchFlinkInstance } from '#test/support/aws-resources.ts';
+import {
+  createAgentDocument,
+  createBucket,
+  createRunTable,
+  launchFlinkInstance,
+  TEST_TEAM,
+} from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
 import { commandStatusEvent, httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
@@ -97,7 +103,11 @@ describe('the AWS path through the Lambda handlers', () => {
     });
 
   it('lists the tagged instances as clusters and nodes', async () => {
-    expect((await call('GET', '/api/v1/clusters')).body.clusters).toContainEqual({ id: 'prod', nodes: 2 });
+    expect((await call('GET', '/api/v1/clusters')).body.clusters).toContainEqual({
+      id: 'prod',
+      nodes: 2,
+      teams: [TEST_TEAM],
+    });
     const { body } = await call('GET', '/api/v1/clusters/prod/nodes');
     expect(body.nodes.map((n: Json) => [n.id, n.role, n.reachable])).toEqual(
       [
@@ -259,7 +269,7 @@ describe('the AWS path through the Lambda handlers', () => {
     const store = new DynamoDbRunStore(DynamoDBDocumentClient.from(new DynamoDBClient({})), table);
     const id = crypto.randomUUID();
     await store.insertRunning(
-      aRun({ id, node: 'i-0123456789abcdef0', mode: 'CPU', triggerTime: Date.now() - 10 * 60_000 }),
+      aRun({ id, node: 'i-0123456789abcdef0', mode: 'CPU', triggerTime: Date.now() - 10 * 60_000, teams: [TEST_TEAM] }),
     );
     await store.setCommandId(id, '11111111-2222-3333-4444-555555555555');
     const result = await reconciler({}, lambdaContext);
