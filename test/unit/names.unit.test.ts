@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { literalFilterValue } from '#adapters/aws/ec2-discovery.ts';
 import { isName, NAME_PATTERNS } from '#domain/names.ts';
 import { callerFromJwtClaims, groupsOf } from '#http/caller.ts';
+import { createTestService } from '#test/support/unit-fakes.ts';
 
 /** Strings a user, a browser or a hostile client may put where a name goes. */
 const HOSTILE = [
@@ -114,5 +115,23 @@ describe('the caller from JWT claims', () => {
     expect(callerFromJwtClaims({ sub: 'abc' }, options)).toEqual({ user: 'abc', teams: [], seesEverything: false });
     expect(callerFromJwtClaims({}, options)).toBeNull();
     expect(callerFromJwtClaims(undefined, options)).toBeNull();
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('carries the one pattern of each id it takes in a path or a query', async () => {
+    const { app } = createTestService();
+    const doc = await (await app.request('/api/v1/openapi.json')).json();
+    const param = (path: string, name: string, method = 'get') =>
+      doc.paths[path][method].parameters.find((p: { name: string }) => p.name === name).schema.pattern;
+    expect(param('/api/v1/clusters/{cluster}/nodes', 'cluster')).toBe(NAME_PATTERNS.cluster.pattern.source);
+    expect(param('/api/v1/clusters/{cluster}/taskmanagers/{node}/profiler', 'node')).toBe(
+      NAME_PATTERNS.node.pattern.source,
+    );
+    expect(param('/api/v1/clusters/{cluster}/jobmanager/profiler/{outputFile}', 'outputFile')).toBe(
+      NAME_PATTERNS.outputFile.pattern.source,
+    );
+    expect(param('/api/v1/runs/{id}', 'id')).toBe(NAME_PATTERNS.id.pattern.source);
+    expect(param('/api/v1/runs', 'cluster')).toBe(NAME_PATTERNS.cluster.pattern.source);
   });
 });
