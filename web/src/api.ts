@@ -7,6 +7,7 @@ import type { z } from '@hono/zod-openapi';
 import type {
   ClustersSchema,
   FanOutResultSchema,
+  MeSchema,
   NodesSchema,
   ProfilingInfoSchema,
   ProfilingListSchema,
@@ -15,7 +16,8 @@ import type {
   RunListSchema,
   ServiceConfigSchema,
 } from '#http/schemas.ts';
-import { authorizationHeader, reportUnauthorized } from './auth.ts';
+import { authorizationHeader, reportUnauthorized, retryAfterUnauthorized } from './auth.ts';
+import { SignInServiceError } from './oidc.ts';
 import type { Target } from './target.ts';
 
 export type ProfilingInfo = z.infer<typeof ProfilingInfoSchema>;
@@ -86,19 +88,24 @@ function reasonsOf(data: unknown, response: Response): string[] {
 }
 
 async function request<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(`${BASE}${path}`, {
+  const send = async () =>
+    fetch(`${BASE}${path}`, {
       method: init.method ?? 'GET',
       headers: {
         accept: 'application/json',
         ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...authorizationHeader(),
+        ...(await authorizationHeader()),
       },
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
       cache: 'no-store',
     });
-  } catch {
+  let response: Response;
+  try {
+    response = await send();
+    // An access token refused before its time (revoked, a clock ahead): once more with freshly refreshed tokens.
+    if (response.status === 401 && (await retryAfterUnauthorized())) response = await send();
+  } catch (error) {
+    if (error instanceof SignInServiceError) throw new ApiError(0, [error.message]);
     throw new ApiError(0, ['The profiler service cannot be reached; check that it is running, then try again.']);
   }
   noteServerClock(response);
@@ -137,6 +144,8 @@ export const api = {
     });
     return config;
   },
+  /** Who is signed in and their teams (AWS mode). */
+  me: () => request<z.infer<typeof MeSchema>>('/me'),
   clusters: () => request<z.infer<typeof ClustersSchema>>('/clusters'),
   nodes: (cluster: string) => request<z.infer<typeof NodesSchema>>(`/clusters/${enc(cluster)}/nodes`),
   async history(target: Target): Promise<z.infer<typeof ProfilingListSchema>> {

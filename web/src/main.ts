@@ -1,8 +1,9 @@
-/** The web UI: a view per address (see router.ts), swapped on every hash change. */
-import { hasToken, onUnauthorized, setToken } from './auth.ts';
+/** The web UI: a view per address (see router.ts), swapped on every hash change, once the tab is signed in. */
+import { type Notice, onNotice, startAuth } from './auth.ts';
 import { messagesOf, showMessages } from './components.ts';
 import { h, setChildren } from './dom.ts';
 import { href, parseRoute, type Route } from './router.ts';
+import { showSession } from './session-bar.ts';
 import { clusterView } from './views/cluster.ts';
 import { fleetView } from './views/fleet.ts';
 import { profilerPanel } from './views/profiler-panel.ts';
@@ -72,44 +73,53 @@ async function show(): Promise<void> {
   }
 }
 
-/**
- * Shown when the API answers 401 (AWS mode, no or an expired token): the API's message and a field to paste an
- * access token (`aws cognito-idp initiate-auth … --query AuthenticationResult.AccessToken`).
- */
-function showSignIn(messages: string[]): void {
-  if (document.getElementById('sign-in')) return;
-  const refused = hasToken();
-  setToken(null);
-  const token = h('input', { id: 'sign-in-token', type: 'password', autocomplete: 'off', required: true });
-  const form = h(
-    'form',
-    { id: 'sign-in', class: 'sign-in', 'aria-labelledby': 'sign-in-heading' },
-    h('h2', { id: 'sign-in-heading' }, refused ? 'Your sign-in has expired' : 'Sign in'),
-    h('p', { class: 'action-error', role: 'alert' }, `The profiler API answered: ${messages.join('; ')}`),
-    h('label', { for: token.id }, 'Access token'),
-    h('span', { class: 'with-unit' }, token, h('button', { type: 'submit', class: 'primary' }, 'Use token')),
+/** Shows why the API cannot be used (not signed in, a token refused, …) in place of the view, and what to do. */
+function showNotice(notice: Notice): void {
+  current?.dispose();
+  current = undefined;
+  shown++;
+  document.documentElement.dataset.view = 'sign-in';
+  main.removeAttribute('aria-busy');
+  const heading = h('h1', { tabindex: -1, id: 'sign-in-heading' }, notice.title);
+  setChildren(
+    main,
     h(
-      'p',
-      { class: 'hint' },
-      'A Cognito access token of this deployment, e.g. from aws cognito-idp initiate-auth. It is kept in this tab only.',
+      'section',
+      { class: 'view sign-in', id: 'sign-in', 'aria-labelledby': 'sign-in-heading' },
+      heading,
+      h('p', { role: 'alert' }, notice.text),
+      notice.action
+        ? h(
+            'p',
+            null,
+            h('button', { type: 'button', class: 'primary', onclick: notice.action.run }, notice.action.label),
+          )
+        : null,
     ),
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    if (!token.value.trim()) return;
-    setToken(token.value.trim());
-    form.remove();
-    void show();
-  });
-  document.body.insertBefore(form, main);
-  token.focus();
+  heading.focus();
 }
-onUnauthorized(showSignIn);
 
 // The skip link moves focus without touching the address (a `#main` hash would be taken for a view).
 document.querySelector('[data-skip]')?.addEventListener('click', (event) => {
   event.preventDefault();
   main.focus();
 });
-window.addEventListener('hashchange', () => void show());
-void show();
+
+async function start(): Promise<void> {
+  let notice: Notice | undefined;
+  try {
+    notice = await startAuth();
+  } catch (error) {
+    notice = { title: 'The page could not be loaded', text: messagesOf(error).join('; ') };
+  }
+  onNotice(showNotice);
+  window.addEventListener('hashchange', () => void show());
+  if (notice) {
+    showNotice(notice);
+    return;
+  }
+  void showSession(document.getElementById('session'));
+  void show();
+}
+void start();
