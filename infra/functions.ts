@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type CfnElement, Duration, Stack } from 'aws-cdk-lib';
-import { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import { type CfnStage, HttpApi, HttpRoute, HttpRouteKey } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -24,6 +24,8 @@ import {
   lambdaBuildOptions,
 } from './lambda-bundles.ts';
 import { acknowledge } from './nag.ts';
+import type { Guardrails } from './settings.ts';
+import { defaultDomainPrefix, SIGN_IN_SCOPES } from './sign-in.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..');
 
@@ -36,7 +38,13 @@ export interface FunctionsProps {
   clusterTag: string;
   roleTag: string;
   logRetentionDays: number;
+  /** The hosted sign-in domain's prefix; unset: `defaultDomainPrefix`. */
   cognitoDomainPrefix?: string;
+  /** EC2 tag naming a node's teams. */
+  teamTag: string;
+  /** Cognito group whose members see everything; created here. */
+  adminGroup: string;
+  guardrails: Guardrails;
   /** Where rules' schedules go (the API writes them, the tick function is their target). */
   rules: { scheduleGroup: CfnScheduleGroup; schedulerRole: iam.IRole };
 }
@@ -44,14 +52,18 @@ export interface FunctionsProps {
 const TERMINAL_STATUSES = ['Success', 'Failed', 'TimedOut', 'Cancelled'];
 
 /**
- * The three Lambda functions and what calls them: the API behind an HTTP API with a Cognito JWT authorizer,
- * the completion function on SSM status-change events of our document only, the reconciler on a schedule.
+ * The Lambda functions and what calls them: the API behind an HTTP API with a Cognito JWT authorizer, the
+ * completion function on SSM status-change events of our document only, the reconciler on a schedule, the rule
+ * tick on rules' schedules. The API gets its route in `signInFrom`, once the web UI's URL is known.
  */
 export class Functions extends Construct {
   readonly api: HttpApi;
   readonly userPool: cognito.UserPool;
-  readonly userPoolClient: cognito.UserPoolClient;
+  /** Cognito's hosted sign-in, deployed always. */
+  readonly signInDomain: cognito.UserPoolDomain;
+  readonly adminGroup: cognito.CfnUserPoolGroup;
   readonly handlers: Record<LambdaName, nodejs.NodejsFunction>;
+  private webClient?: cognito.UserPoolClient;
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
     super(scope, id);
@@ -107,6 +119,16 @@ export class Functions extends Construct {
     api.addEnvironment(ENV.scheduleGroup, props.rules.scheduleGroup.ref);
     api.addEnvironment(ENV.tickFunctionArn, tick.functionArn);
     api.addEnvironment(ENV.schedulerRoleArn, props.rules.schedulerRole.roleArn);
+    // Who sees what, and how much one request or firing may start: both the API and the rule tick enforce it.
+    const optional = (name: string, value: number | undefined) => (value === undefined ? {} : { [name]: `${value}` });
+    const teams: Record<string, string> = {
+      [ENV.teamTag]: props.teamTag,
+      [ENV.adminGroup]: props.adminGroup,
+      ...optional(ENV.maxFanOut, props.guardrails.maxFanOut),
+      ...optional(ENV.minRuleInterval, props.guardrails.minRuleIntervalSeconds),
+      ...optional(ENV.maxFiringSeconds, props.guardrails.maxFiringSeconds),
+    };
+    for (const fn of [api, tick]) for (const [name, value] of Object.entries(teams)) fn.addEnvironment(name, value);
     tick.grantInvoke(props.rules.schedulerRole);
     acknowledge(props.rules.schedulerRole, {
       [`AwsSolutions-IAM5[Resource::<${stackRef(tick)}.Arn>:*]`]:
@@ -242,32 +264,25 @@ export class Functions extends Construct {
       'AwsSolutions-COG2':
         'MFA is optional (TOTP) so that teams can roll it out; required MFA is a user-pool setting to turn on.',
     });
-    if (props.cognitoDomainPrefix) {
-      this.userPool.addDomain('SignIn', { cognitoDomain: { domainPrefix: props.cognitoDomainPrefix } });
-    }
-    this.userPoolClient = this.userPool.addClient('WebClient', {
-      // SRP for the web UI; user-password so that teams can get a token with the AWS CLI (see README).
-      authFlows: { userSrp: true, userPassword: true },
-      generateSecret: false,
-      accessTokenValidity: Duration.hours(1),
-      idTokenValidity: Duration.hours(1),
+    this.signInDomain = this.userPool.addDomain('SignIn', {
+      cognitoDomain: { domainPrefix: props.cognitoDomainPrefix ?? defaultDomainPrefix(this) },
+    });
+    // A team is a Cognito group that people are added to by hand; only the admin group is the stack's.
+    this.adminGroup = new cognito.CfnUserPoolGroup(this.userPool, 'AdminGroup', {
+      userPoolId: this.userPool.userPoolId,
+      groupName: props.adminGroup,
+      description: 'Flink Fleet Profiler admins: see and change every cluster, run and rule, whatever its team',
     });
 
-    this.api = new HttpApi(this, 'HttpApi', {
-      description: 'Flink Fleet Profiler API',
-      createDefaultStage: true,
-      defaultAuthorizer: new HttpJwtAuthorizer(
-        'CognitoJwt',
-        `https://cognito-idp.${stack.region}.amazonaws.com/${this.userPool.userPoolId}`,
-        // Cognito access tokens carry client_id, which the HTTP API compares with the audience too.
-        { jwtAudience: [this.userPoolClient.userPoolClientId] },
-      ),
-      defaultIntegration: new HttpLambdaIntegration('Api', api),
+    // No route yet: the JWT authorizer needs the web client, which needs the UI's URL, which needs this API.
+    this.api = new HttpApi(this, 'HttpApi', { description: 'Flink Fleet Profiler API', createDefaultStage: true });
+    this.node.addValidation({
+      validate: () => (this.webClient ? [] : ['The API has no route: call signInFrom(<the UI URL>) on Functions']),
     });
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
       retention: props.logRetentionDays as logs.RetentionDays,
     });
-    const stage = this.api.defaultStage?.node.defaultChild as import('aws-cdk-lib/aws-apigatewayv2').CfnStage;
+    const stage = this.api.defaultStage?.node.defaultChild as CfnStage;
     stage.accessLogSettings = {
       destinationArn: accessLogs.logGroupArn,
       format: JSON.stringify({
@@ -313,5 +328,41 @@ export class Functions extends Construct {
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [new targets.LambdaFunction(reconciler)],
     });
+  }
+
+  /**
+   * The web UI's app client, and the API's one route behind it (every request needs a token of that client).
+   * `uiUrl` is where the hosted sign-in returns to and sign-out lands: the UI's URL, with its trailing slash.
+   */
+  signInFrom(uiUrl: string): cognito.UserPoolClient {
+    if (this.webClient) throw new Error('Functions.signInFrom: the web client exists already');
+    this.webClient = this.userPool.addClient('WebClient', {
+      // SRP for scripts and user-password so that teams can get a token with the AWS CLI (see README); the UI
+      // signs in through the hosted pages with the authorization code flow and PKCE: a public client, no secret.
+      authFlows: { userSrp: true, userPassword: true },
+      generateSecret: false,
+      oAuth: {
+        flows: { authorizationCodeGrant: true, implicitCodeGrant: false, clientCredentials: false },
+        scopes: SIGN_IN_SCOPES,
+        callbackUrls: [uiUrl],
+        logoutUrls: [uiUrl],
+        defaultRedirectUri: uiUrl,
+      },
+      supportedIdentityProviders: [cognito.UserPoolClientIdentityProvider.COGNITO],
+      accessTokenValidity: Duration.hours(1),
+      idTokenValidity: Duration.hours(1),
+    });
+    new HttpRoute(this.api, 'DefaultRoute', {
+      httpApi: this.api,
+      routeKey: HttpRouteKey.DEFAULT,
+      integration: new HttpLambdaIntegration('Api', this.handlers.api),
+      authorizer: new HttpJwtAuthorizer(
+        'CognitoJwt',
+        `https://cognito-idp.${Stack.of(this).region}.amazonaws.com/${this.userPool.userPoolId}`,
+        // Cognito access tokens carry client_id, which the HTTP API compares with the audience too.
+        { jwtAudience: [this.webClient.userPoolClientId] },
+      ),
+    });
+    return this.webClient;
   }
 }

@@ -1,9 +1,12 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as cognito from 'aws-cdk-lib/aws-cognito';
 import type { Construct } from 'constructs';
+import type { WebAuthConfig } from '../functions/shared/web-auth-config.ts';
 import { Functions } from './functions.ts';
 import { NodeSide } from './node-side.ts';
 import { Rules } from './rules.ts';
 import type { DeploymentSettings } from './settings.ts';
+import { cognitoSignIn, signInUrl } from './sign-in.ts';
 import { Storage } from './storage.ts';
 import { Web } from './web.ts';
 
@@ -21,6 +24,10 @@ export class FlinkFleetProfilerStack extends Stack {
   readonly functions: Functions;
   readonly web: Web;
   readonly rules: Rules;
+  /** The web UI's Cognito app client (hosted sign-in, and the CLI sign-in of the README). */
+  readonly webClient: cognito.UserPoolClient;
+  /** What the stack writes into the site bucket as `auth.json`. */
+  readonly webAuth: WebAuthConfig & { kind: 'cognito' };
 
   constructor(scope: Construct, id: string, props: FlinkFleetProfilerStackProps) {
     super(scope, id, props);
@@ -46,6 +53,9 @@ export class FlinkFleetProfilerStack extends Stack {
       roleTag: settings.roleTag,
       logRetentionDays: settings.logRetentionDays,
       cognitoDomainPrefix: settings.cognitoDomainPrefix,
+      teamTag: settings.teamTag,
+      adminGroup: settings.adminGroup,
+      guardrails: settings.guardrails,
       rules: { scheduleGroup: this.rules.scheduleGroup, schedulerRole: this.rules.schedulerRole },
     });
     this.web = new Web(this, 'Web', {
@@ -53,6 +63,11 @@ export class FlinkFleetProfilerStack extends Stack {
       assetPath: settings.webAssetPath,
       accessLogs: this.storage.accessLogs,
     });
+    // The distribution needs the API; the web client needs the distribution's URL; the API's route (its JWT
+    // audience) and the UI's auth.json need the client. Hence this order, and no cycle.
+    this.webClient = this.functions.signInFrom(this.web.url);
+    this.webAuth = cognitoSignIn(this.functions.signInDomain, this.webClient, this.web.url);
+    this.web.publish(this.webAuth);
 
     new CfnOutput(this, 'Url', {
       value: `https://${this.web.distribution.distributionDomainName}`,
@@ -64,6 +79,12 @@ export class FlinkFleetProfilerStack extends Stack {
     });
     new CfnOutput(this, 'AgentDocumentName', { value: this.nodeSide.documentName });
     new CfnOutput(this, 'UserPoolId', { value: this.functions.userPool.userPoolId });
-    new CfnOutput(this, 'UserPoolClientId', { value: this.functions.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'UserPoolClientId', { value: this.webClient.userPoolClientId });
+    new CfnOutput(this, 'SignInUrl', {
+      value: signInUrl(this.webAuth),
+      // People open Url: the UI starts this flow itself, with its own state and PKCE challenge, and ignores an
+      // answer to a sign-in it did not start. This link checks a user's password and MFA at Cognito.
+      description: "Cognito's hosted sign-in of the web client; people open Url, which signs in by itself",
+    });
   }
 }

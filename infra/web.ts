@@ -6,6 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { PAGE_CSP } from '../functions/local/web-assets.ts';
+import { WEB_AUTH_CONFIG_FILE, type WebAuthConfig } from '../functions/shared/web-auth-config.ts';
 import { acknowledge } from './nag.ts';
 
 export interface WebProps {
@@ -15,13 +16,21 @@ export interface WebProps {
   accessLogs: s3.IBucket;
 }
 
-/** The UI in a private bucket behind CloudFront (origin access control), with `/api/*` going to the HTTP API. */
+/**
+ * The UI in a private bucket behind CloudFront (origin access control), with `/api/*` going to the HTTP API.
+ * The files go in with `publish`, once the sign-in (which needs this distribution's URL) exists.
+ */
 export class Web extends Construct {
   readonly distribution: cloudfront.Distribution;
   readonly bucket: s3.Bucket;
+  /** The UI's URL, `https://<distribution domain>/`: where sign-in returns to. */
+  readonly url: string;
+  private readonly assetPath: string;
+  private published = false;
 
   constructor(scope: Construct, id: string, props: WebProps) {
     super(scope, id);
+    this.assetPath = props.assetPath;
     this.bucket = new s3.Bucket(this, 'Site', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -77,11 +86,34 @@ export class Web extends Construct {
         'The default CloudFront certificate allows older TLS; a custom domain with its own certificate enforces TLSv1.2_2021.',
     });
 
+    this.url = `https://${this.distribution.distributionDomainName}/`;
+    this.node.addValidation({
+      validate: () => (this.published ? [] : ['The site bucket stays empty: call publish(<auth config>) on Web']),
+    });
+  }
+
+  /** Deploys the built UI and, beside it, `auth.json`: how the UI signs in. */
+  publish(auth: WebAuthConfig): void {
+    if (this.published) throw new Error('Web.publish: the UI is published already');
+    this.published = true;
     new s3deploy.BucketDeployment(this, 'DeployUi', {
-      sources: [s3deploy.Source.asset(props.assetPath)],
+      sources: [s3deploy.Source.asset(this.assetPath)],
       destinationBucket: this.bucket,
+      // The sync neither uploads a built auth.json nor prunes the stack's.
+      exclude: [WEB_AUTH_CONFIG_FILE],
       distribution: this.distribution,
       distributionPaths: ['/*'],
+      memoryLimit: 256,
+    });
+    // A second deployment for the file that holds deploy-time values, so that it alone gets `no-store`: a browser
+    // holding an old client id after the client is replaced could not sign in. The UI files keep default caching.
+    new s3deploy.BucketDeployment(this, 'DeployAuthConfig', {
+      sources: [s3deploy.Source.jsonData(WEB_AUTH_CONFIG_FILE, auth)],
+      destinationBucket: this.bucket,
+      prune: false,
+      cacheControl: [s3deploy.CacheControl.noStore()],
+      distribution: this.distribution,
+      distributionPaths: [`/${WEB_AUTH_CONFIG_FILE}`],
       memoryLimit: 256,
     });
     // The deployment's singleton function (CDK's own) copies the built UI from the CDK asset bucket.
