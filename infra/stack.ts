@@ -82,9 +82,9 @@ export class FlinkFleetProfilerStack extends Stack {
     new CfnOutput(this, 'UserPoolClientId', { value: this.webClient.userPoolClientId });
     new CfnOutput(this, 'SignInUrl', {
       value: signInUrl(this.webAuth),
-      // People open Url: the UI starts this flow itself, with its own state and PKCE challenge, and ignores an
-      // answer to a sign-in it did not start. This link checks a user's password and MFA at Cognito.
-      description: "Cognito's hosted sign-in of the web client; people open Url, which signs in by itself",
+      // The UI never trades a code from a sign-in it did not start (no state, no PKCE verifier of its own): landing
+      // from this link, it starts its own at once, which Cognito's fresh session lets through without a prompt.
+      description: "Cognito's hosted sign-in of the web client; it lands in the UI signed in (opening Url does too)",
     });
   }
 }

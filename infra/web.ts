@@ -1,11 +1,11 @@
-import { type CfnElement, Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Duration, Fn, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import { PAGE_CSP } from '../functions/local/web-assets.ts';
+import { pageCsp } from '../functions/local/web-assets.ts';
 import { WEB_AUTH_CONFIG_FILE, type WebAuthConfig } from '../functions/shared/web-auth-config.ts';
 import { acknowledge } from './nag.ts';
 
@@ -27,6 +27,8 @@ export class Web extends Construct {
   readonly url: string;
   private readonly assetPath: string;
   private published = false;
+  /** Origins the UI's page may call besides its own: the sign-in service's (set by `publish`). */
+  private signInOrigins: string[] = [];
 
   constructor(scope: Construct, id: string, props: WebProps) {
     super(scope, id);
@@ -54,9 +56,13 @@ export class Web extends Construct {
         origin: origins.S3BucketOrigin.withOriginAccessControl(this.bucket),
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
         responseHeadersPolicy: new cloudfront.ResponseHeadersPolicy(this, 'UiHeaders', {
-          comment: 'The UI page: the same Content-Security-Policy as local mode',
+          comment: "The UI page: local mode's Content-Security-Policy, plus the sign-in service's token endpoint",
           securityHeadersBehavior: {
-            contentSecurityPolicy: { contentSecurityPolicy: PAGE_CSP, override: true },
+            contentSecurityPolicy: {
+              // The sign-in origin is known once `publish` has the auth config.
+              contentSecurityPolicy: Lazy.string({ produce: () => pageCsp(this.signInOrigins) }),
+              override: true,
+            },
             contentTypeOptions: { override: true },
             frameOptions: { frameOption: cloudfront.HeadersFrameOption.DENY, override: true },
             referrerPolicy: { referrerPolicy: cloudfront.HeadersReferrerPolicy.SAME_ORIGIN, override: true },
@@ -96,6 +102,9 @@ export class Web extends Construct {
   publish(auth: WebAuthConfig): void {
     if (this.published) throw new Error('Web.publish: the UI is published already');
     this.published = true;
+    // The UI trades its code and refreshes its tokens at the token endpoint: its origin is the one to allow.
+    if (auth.kind === 'cognito')
+      this.signInOrigins = [Fn.join('', ['https://', Fn.select(2, Fn.split('/', auth.tokenUrl))])];
     new s3deploy.BucketDeployment(this, 'DeployUi', {
       sources: [s3deploy.Source.asset(this.assetPath)],
       destinationBucket: this.bucket,

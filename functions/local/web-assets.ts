@@ -20,12 +20,19 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /**
- * The UI's page may load only its own files and talk only to its own origin; flame graphs open in their own
- * tab (links are navigations, which this does not restrict). CloudFront sends the same policy (infra/web.ts).
+ * The UI's page may load only its own files and talk only to its own origin, plus `connectTo` (on AWS: the sign-in
+ * service's token endpoint, which the UI calls to trade a code and to refresh); flame graphs open in their own tab
+ * (links are navigations, which this does not restrict). CloudFront sends the same policy (infra/web.ts).
  */
-export const PAGE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export function pageCsp(connectTo: readonly string[] = []): string {
+  return (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+    `connect-src ${["'self'", ...connectTo].join(' ')}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`
+  );
+}
+
+/** Local mode's page policy: its own origin only. */
+export const PAGE_CSP = pageCsp();
 
 interface Asset {
   body: Uint8Array<ArrayBuffer>;
