@@ -201,6 +201,32 @@ describe('sign-in in the web UI (code flow with PKCE) against an OIDC server on 
     await page.close();
   });
 
+  it("turns a sign-in begun outside the UI (the stack's SignInUrl) into one of its own, without using that code", async () => {
+    const page = await browsers.alice.context.newPage();
+    const authorizeBefore = oidc.authorizeRequests.length;
+    const exchangesBefore = oidc.tokenRequests.length;
+    oidc.nextUser = 'alice';
+    // A link made elsewhere: its state and challenge are no tab's, so its code can never be traded by the UI.
+    const link = new URL(oidc.endpoints.authorize);
+    for (const [name, value] of Object.entries({
+      response_type: 'code',
+      client_id: CLIENT_ID,
+      redirect_uri: `${fleet.url}/`,
+      scope: 'openid',
+      state: 'made-outside-the-ui',
+      code_challenge: 'A'.repeat(43),
+      code_challenge_method: 'S256',
+    }))
+      link.searchParams.set(name, value);
+    await page.goto(link.href, { waitUntil: 'commit' });
+    await page.locator('#clusters tbody tr').first().waitFor();
+    expect(await clusterIds(page)).toEqual([OWN.alice.cluster]);
+    expect(oidc.authorizeRequests.length).toBe(authorizeBefore + 2);
+    expect(oidc.tokenRequests.length).toBe(exchangesBefore + 1);
+    expect(await storedTokens(page)).not.toBeNull();
+    await page.close();
+  });
+
   it('shows each user only the clusters of their own team in the fleet view', async () => {
     for (const user of ['alice', 'bob'] as const) {
       const page = pages[user];

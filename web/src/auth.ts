@@ -50,6 +50,8 @@ const KEYS = {
   pending: 'flink-fleet-profiler:sign-in',
   signedOut: 'flink-fleet-profiler:signed-out',
   localToken: 'flink-fleet-profiler:token',
+  /** Set while a sign-in started for an answer this tab did not ask for is under way: it is tried once. */
+  restarted: 'flink-fleet-profiler:sign-in-restarted',
 };
 
 /** How long before expiry the access token is refreshed: a minute, or a quarter of its life when it is short. */
@@ -234,6 +236,14 @@ async function finishSignIn(c: CognitoConfig, params: URLSearchParams): Promise<
   const error = params.get('error');
   if (error) return again(`The sign-in service answered: ${params.get('error_description') || error}.`);
   const code = params.get('code');
+  const restarted = sessionStorage.getItem(KEYS.restarted) !== null;
+  sessionStorage.removeItem(KEYS.restarted);
+  if (!pending && code && !restarted && !readJson<Tokens>(KEYS.tokens)) {
+    // Someone opened the sign-in page directly (the stack's SignInUrl): its code is not ours to trust, but the
+    // sign-in service now has a session, so a sign-in of this tab's own goes through without a prompt. Once.
+    sessionStorage.setItem(KEYS.restarted, '1');
+    return signIn(route);
+  }
   if (!pending || !code || params.get('state') !== pending.state) {
     // An old answer, reloaded or replayed: a session this tab already has stands; otherwise nothing is trusted.
     if (readJson<Tokens>(KEYS.tokens)) return undefined;
