@@ -37,6 +37,8 @@ export interface RuleBody {
   schedule: string;
   timezone: string;
   enabled: boolean;
+  /** The team the rule belongs to; left out, the caller's only team (none in local mode). */
+  team?: string;
   version?: number;
 }
 

@@ -35,6 +35,7 @@ const FIELDS = [
   'schedule',
   'timezone',
   'enabled',
+  'team',
 ] as const;
 type Field = (typeof FIELDS)[number];
 
@@ -313,6 +314,19 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
             : 'never: the rule is disabled'
           : formatTime(rule.nextFireAt),
       ),
+      ...(rule.team === null ? [] : [h('dt', null, 'Team'), h('dd', { id: 'rule-team' }, rule.team)]),
+      ...(rule.createdBy === null
+        ? []
+        : [
+            h('dt', null, 'Written by'),
+            h(
+              'dd',
+              { id: 'rule-authors' },
+              rule.updatedBy && rule.updatedBy !== rule.createdBy
+                ? `${rule.createdBy}, last changed by ${rule.updatedBy}`
+                : rule.createdBy,
+            ),
+          ]),
     );
     if (!last) {
       setChildren(firing, h('p', { class: 'empty' }, 'The rule has not fired yet.'));
@@ -473,6 +487,12 @@ function ruleForm(config: ServiceConfig, clusters: string[], rule: Rule | undefi
     }),
     'IANA name, e.g. Europe/Berlin or UTC',
   );
+  const team = field(
+    'rule-team',
+    'Team (optional)',
+    h('input', { type: 'text', name: 'team', value: rule?.team ?? '', spellcheck: 'false', autocomplete: 'off' }),
+    'the team (Cognito group) the rule belongs to; empty: your only team, or none in local mode',
+  );
   const enabledInput = h('input', {
     type: 'checkbox',
     id: 'rule-enabled',
@@ -503,6 +523,7 @@ function ruleForm(config: ServiceConfig, clusters: string[], rule: Rule | undefi
     schedule,
     timezone,
     enabled,
+    team,
   };
 
   const button = h(
@@ -524,6 +545,7 @@ function ruleForm(config: ServiceConfig, clusters: string[], rule: Rule | undefi
     ...run.elements,
     schedule.element,
     timezone.element,
+    team.element,
     enabled.element,
     h('div', { class: 'actions' }, button, status, actionError),
   );
@@ -572,6 +594,8 @@ function ruleForm(config: ServiceConfig, clusters: string[], rule: Rule | undefi
       timezone: value(timezone).trim(),
       enabled: enabledInput.checked,
     };
+    const teamText = value(team).trim();
+    if (teamText !== '') body.team = teamText;
     if (version !== undefined) body.version = version;
     return body;
   };
