@@ -81,7 +81,7 @@ describe('a scheduled rule in local mode (real time)', () => {
 
     // First firing: at once. Its run profiles the JVM and finishes with a flame graph of its hot method.
     const [first] = await waitFor(runsOfRule, (runs) => runs[0]?.status === 'FINISHED', 30_000);
-    expect(first).toMatchObject({ ruleId, node, mode: 'ITIMER', status: 'FINISHED', requestedBy: 'rule:every minute' });
+    expect(first).toMatchObject({ ruleId, node, mode: 'ITIMER', status: 'FINISHED', requestedBy: `rule:${ruleId}` });
     const html = await (await fetch(first.url)).text();
     expect(flameGraphFrames(html).some((frame) => frame.endsWith('.fakeFlinkHotLoop'))).toBe(true);
     const afterFirst = (await request('GET', `${server.api}/rules/${ruleId}`)).body;

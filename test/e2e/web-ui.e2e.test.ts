@@ -354,31 +354,6 @@ describe('web UI in headless Chromium', () => {
     await waitForRunEnd(server, busy.id);
   });
 
-  it('asks for an access token when the API answers 401 (AWS mode), then sends it with every request', async () => {
-    await page?.close();
-    page = await browser.context.newPage();
-    // The local server asks for no token: stand in for the AWS API's JWT authorizer in front of it.
-    const sent: Array<string | undefined> = [];
-    await page.route('**/api/v1/**', async (route) => {
-      const authorization = route.request().headers().authorization;
-      sent.push(authorization);
-      if (authorization === 'Bearer test-token') await route.continue();
-      else await route.fulfill({ status: 401, contentType: 'application/json', body: '{"message":"Unauthorized"}' });
-    });
-    await page.goto(`${server.url}/#/`);
-    const signIn = page.locator('#sign-in');
-    await signIn.waitFor();
-    expect(await signIn.getByRole('alert').textContent()).toBe('The profiler API answered: Unauthorized');
-    const token = page.getByLabel('Access token');
-    expect(await token.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
-    await token.fill('test-token');
-    await page.keyboard.press('Enter');
-    await page.locator('#clusters tbody tr[data-cluster=local]').waitFor();
-    expect(await signIn.count()).toBe(0);
-    expect(sent[0]).toBeUndefined();
-    expect(sent.at(-1)).toBe('Bearer test-token');
-  });
-
   it('goes from the fleet to a profiler panel by keyboard alone', async () => {
     await waitForIdle(server, nodes[1] as string);
     await open(`${server.url}/#/`);
