@@ -26,7 +26,20 @@ async function finished(store: RunStore, overrides: Partial<Run> = {}): Promise<
 const ids = (runs: Run[]) => runs.map((r) => r.id);
 
 /** The behaviour every RunStore adapter promises; run against each adapter. */
-export function describeRunStoreContract(adapter: string, createStore: RunStoreFactory): void {
+export interface RunStoreContractOptions {
+  /**
+   * The backend may drop a committed write when another transaction fails at the same moment. moto does: its
+   * TransactWriteItems deep-copies the tables first and restores that copy when a transaction fails, wiping what
+   * a concurrent winner wrote in between. DynamoDB does not; there the full assertion holds.
+   */
+  losesConcurrentTransactionWrites?: boolean;
+}
+
+export function describeRunStoreContract(
+  adapter: string,
+  createStore: RunStoreFactory,
+  options: RunStoreContractOptions = {},
+): void {
   describe(`RunStore contract: ${adapter}`, () => {
     it('stores a RUNNING run and reads it back as it was', async () => {
       const store = await createStore();
@@ -63,7 +76,9 @@ export function describeRunStoreContract(adapter: string, createStore: RunStoreF
       const store = await createStore();
       const results = await Promise.all(Array.from({ length: 8 }, () => store.insertRunning(runOf())));
       expect(results.filter((r) => r.inserted)).toHaveLength(1);
-      expect((await store.listRunning()).length).toBe(1);
+      const running = (await store.listRunning()).length;
+      if (options.losesConcurrentTransactionWrites) expect(running).toBeLessThanOrEqual(1);
+      else expect(running).toBe(1);
     });
 
     it('finishes a run once, which frees its target', async () => {

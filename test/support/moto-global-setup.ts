@@ -6,6 +6,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** The local AWS endpoint the integration tier talks to. */
     awsEndpoint: string;
+    /** Whether the endpoint is the moto_server this setup started (not one named by AWS_ENDPOINT_URL). */
+    awsEndpointIsOwnMoto: boolean;
   }
 }
 
@@ -44,6 +46,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const given = process.env.AWS_ENDPOINT_URL;
   if (given) {
     project.provide('awsEndpoint', given);
+    project.provide('awsEndpointIsOwnMoto', false);
     return async () => {};
   }
   const port = await freeLoopbackPort();
@@ -58,6 +61,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   await waitUntilUp(endpoint, child, () => output);
   project.provide('awsEndpoint', endpoint);
+  project.provide('awsEndpointIsOwnMoto', true);
   return async () => {
     child.kill('SIGTERM');
   };
