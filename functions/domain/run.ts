@@ -67,12 +67,10 @@ export function outputFileName(run: Pick<Run, 'node' | 'mode'>, finishedTime: nu
   return `${run.node}_${run.mode}_${stamp}.html`;
 }
 
-/** Where a run's flame graph is stored: one prefix per target, so a target's files sit together. */
-export function artifactKeyFor(run: Target, outputFile: string): string {
-  return `profiles/${encodeURIComponent(run.cluster)}/${run.role}/${encodeURIComponent(run.node)}/${outputFile}`;
-}
-
-/** The moment after which a RUNNING run is overdue: its duration plus a grace period for start-up and upload. */
-export function deadlineOf(run: Pick<Run, 'triggerTime' | 'duration'>, graceSeconds: number): number {
-  return run.triggerTime + (run.duration + graceSeconds) * 1000;
+/**
+ * Where a run's flame graph is stored: one prefix per target, so a target's files sit together, and one per run
+ * below it, so no other run's settle (or a duplicate that lost a race) can ever name the same object.
+ */
+export function artifactKeyFor(run: Target & Pick<Run, 'id'>, outputFile: string): string {
+  return `profiles/${encodeURIComponent(run.cluster)}/${run.role}/${encodeURIComponent(run.node)}/${run.id}/${outputFile}`;
 }

@@ -1,3 +1,4 @@
+import { EXECUTION_MARGIN_SECONDS, stepTimeoutSeconds } from '#domain/deadline.ts';
 import type { Run } from '#domain/run.ts';
 
 /**
@@ -8,11 +9,8 @@ import type { Run } from '#domain/run.ts';
 /** The name of the document's one step; SSM names the S3 output objects after it. */
 export const AGENT_STEP_NAME = 'profileFlinkJvm';
 
-/**
- * Seconds the step may run beyond the profile's duration: attaching (asprof waits up to 60 s), writing the
- * flame graph (up to 30 s after the duration) and encoding it.
- */
-export const EXECUTION_MARGIN_SECONDS = 120;
+/** Re-exported for the document's tests: the margin is defined once, with the run's deadline (deadline.ts). */
+export { EXECUTION_MARGIN_SECONDS };
 
 /** The parameter values of a run; `runId` names the agent's scratch file and may stand for a batch of runs. */
 export function agentParameters(
@@ -26,6 +24,6 @@ export function agentParameters(
     mode: run.mode,
     duration: String(run.duration),
     pid: pid === undefined ? '' : String(pid),
-    executionTimeout: String(run.duration + EXECUTION_MARGIN_SECONDS),
+    executionTimeout: String(stepTimeoutSeconds(run.duration)),
   };
 }

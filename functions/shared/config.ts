@@ -169,8 +169,10 @@ export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConf
   };
 }
 
-function settingsOf(parsed: z.infer<typeof settingsSchema>): ProfilerSettings {
+/** The settings both modes share; `deliveryTimeoutSeconds` is AWS's (local agents start at once). */
+function settingsOf(parsed: z.infer<typeof settingsSchema>, deliveryTimeoutSeconds = 0): ProfilerSettings {
   return {
+    deliveryTimeoutSeconds,
     maxDurationSeconds: parsed[ENV.maxDuration],
     historySize: parsed[ENV.historySize],
     graceSeconds: parsed[ENV.graceSeconds],
@@ -225,7 +227,7 @@ export function readAwsConfig(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     roleTag: parsed[ENV.roleTag],
     teamTag: parsed[ENV.teamTag],
     adminGroup: parsed[ENV.adminGroup],
-    settings: settingsOf(parsed),
+    settings: settingsOf(parsed, parsed[ENV.deliveryTimeout]),
   };
 }
 

@@ -246,11 +246,11 @@ describe('completion, links and history', () => {
 });
 
 describe('reconciling', () => {
-  it('fails an overdue run whose command is lost, and frees the target', async () => {
+  it('fails a run whose command is lost once its duration is over, and frees the target', async () => {
     const { app, profiler, dispatcher, clock } = createTestService({ graceSeconds: 60 });
     const run = await jsonOf(post(app, TM_PROFILER, { mode: 'ITIMER', duration: 30 }));
     dispatcher.states.set(run.id, { state: 'lost', reason: 'The node agent left no output; start a new run.' });
-    clock.now += 89_000;
+    clock.now += 29_000;
     expect(await profiler.reconcile('overdue')).toEqual([]);
     clock.now += 2_000;
     const settled = await profiler.reconcile('overdue');
@@ -260,13 +260,29 @@ describe('reconciling', () => {
     expect((await post(app, TM_PROFILER, { mode: 'ITIMER', duration: 30 })).status).toBe(200);
   });
 
-  it('fails an overdue run whose agent still runs', async () => {
-    const { app, profiler, clock } = createTestService({ graceSeconds: 10 });
+  it('fails a run whose agent still runs past the deadline its command’s time limits give', async () => {
+    const { app, profiler, clock } = createTestService({ graceSeconds: 10, deliveryTimeoutSeconds: 30 });
     const run = await jsonOf(post(app, TM_PROFILER, { mode: 'ITIMER', duration: 5 }));
-    clock.now += 16_000;
+    // Delivery (30 s) + the step's limit (5 s + 120 s) + the margin (10 s): 165 s.
+    clock.now += 165_000;
+    expect(await profiler.reconcile('overdue')).toEqual([]);
+    clock.now += 1_000;
     const [settled] = await profiler.reconcile('overdue');
     expect(settled?.id).toBe(run.id);
-    expect(settled?.message).toMatch(/no result within 15 s/);
+    expect(settled?.message).toMatch(/no result within 165 s/);
+  });
+
+  it('fails a run past its deadline whatever reading its command answers', async () => {
+    const { app, profiler, dispatcher, clock } = createTestService({ graceSeconds: 10 });
+    const run = await jsonOf(post(app, TM_PROFILER, { mode: 'ITIMER', duration: 5 }));
+    vi.spyOn(dispatcher, 'inspect').mockRejectedValue(new Error('the output of command c-1 is not in S3 yet'));
+    clock.now += 60_000;
+    expect(await profiler.reconcile('overdue')).toEqual([]);
+    expect((await profiler.getRun(LOCAL_CALLER, run.id)).status).toBe('RUNNING');
+    clock.now += 80_000;
+    const [settled] = await profiler.reconcile('overdue');
+    expect(settled).toMatchObject({ id: run.id, status: 'FAILED' });
+    expect(settled?.message).toMatch(/Last heard: the output of command c-1 is not in S3 yet$/);
   });
 
   it('leaves a run whose dispatch is still under way, and fails it once overdue', async () => {
@@ -277,7 +293,7 @@ describe('reconciling', () => {
     dispatcher.states.set(run.id, { state: 'lost', reason: 'never dispatched' });
     expect(await profiler.reconcile('all')).toEqual([]);
     expect((await profiler.getRun(LOCAL_CALLER, run.id)).status).toBe('RUNNING');
-    clock.now += 16_000;
+    clock.now += 136_000;
     const [settled] = await profiler.reconcile('all');
     expect(settled).toMatchObject({ id: run.id, status: 'FAILED', message: 'never dispatched' });
   });
@@ -333,7 +349,7 @@ describe('reading', () => {
       'status: must be one of RUNNING, FINISHED, FAILED',
     ]);
     expect(await errorsOf(await app.request('/api/v1/runs?nextToken=garbage'))).toEqual([
-      'nextToken: is not a token this service handed out',
+      'nextToken: is not a token this service handed out for this query',
     ]);
     expect((await app.request(`/api/v1/runs/${crypto.randomUUID()}`)).status).toBe(404);
     expect((await app.request('/api/v1/runs/unknown')).status).toBe(400);

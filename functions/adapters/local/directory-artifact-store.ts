@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { ForbiddenError, NotFoundError, ValidationError } from '#domain/errors.ts';
@@ -51,7 +51,8 @@ export class DirectoryArtifactStore implements ArtifactStore {
     const path = this.pathOf(key);
     await mkdir(dirname(path), { recursive: true });
     // Write aside and rename, so a reader never sees half a file.
-    const partial = `${path}.partial-${process.pid}`;
+    // Unique per write, not per process: two settles of one run may write the same key at once.
+    const partial = `${path}.partial-${randomUUID()}`;
     await writeFile(partial, gzippedHtml);
     await rename(partial, path);
   }

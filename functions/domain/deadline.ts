@@ -1,0 +1,33 @@
+import type { Run } from './run.ts';
+
+/**
+ * The one definition of how long a run may take, shared by the SSM document (its step's timeout), the dispatchers
+ * and the reconciler. A run's time is bounded by what its command is allowed: the delivery timeout (SendCommand's
+ * TimeoutSeconds: how long SSM may wait for the node to take the command; none locally), the step's execution
+ * timeout (duration plus {@link EXECUTION_MARGIN_SECONDS}), then a margin for the result to travel (S3 upload,
+ * the status-change event). Past that, nothing can still be on its way.
+ */
+
+/**
+ * Seconds the agent's step may run beyond the profile's duration: attaching (asprof waits up to 60 s), writing
+ * the flame graph (up to 30 s after the duration) and encoding it.
+ */
+export const EXECUTION_MARGIN_SECONDS = 120;
+
+export interface RunTimeouts {
+  /** SendCommand's TimeoutSeconds on AWS; 0 where the agent starts at once (local mode). */
+  deliveryTimeoutSeconds: number;
+  /** How long after the step's timeout a result may still arrive (upload, events): the settings' grace. */
+  settleMarginSeconds: number;
+}
+
+/** The step's execution timeout of a run of `duration` seconds: what the document's `timeoutSeconds` gets. */
+export function stepTimeoutSeconds(duration: number): number {
+  return duration + EXECUTION_MARGIN_SECONDS;
+}
+
+/** The moment after which a RUNNING run can have no result on its way: it is settled FAILED then. */
+export function runDeadline(run: Pick<Run, 'triggerTime' | 'duration'>, timeouts: RunTimeouts): number {
+  const seconds = timeouts.deliveryTimeoutSeconds + stepTimeoutSeconds(run.duration) + timeouts.settleMarginSeconds;
+  return run.triggerTime + seconds * 1000;
+}

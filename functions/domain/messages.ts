@@ -1,0 +1,56 @@
+import type { AgentResult } from './agent-output.ts';
+import type { Observation } from './observation.ts';
+import type { CommandOutput } from './ports.ts';
+import { describeTarget, type Run, SUCCESS_MESSAGE, type Target } from './run.ts';
+
+/**
+ * The one catalog of what a user is told about how a run ended (and why a target is busy). Every message a run's
+ * `message` field can hold is made here, from the observation that ended it.
+ */
+
+/**
+ * The message of a finished run: Flink's "Profiling Successful", with the agent's note when it profiled in another
+ * mode than asked (a CPU run retried in ITIMER where perf events are unavailable). The run keeps the mode asked for;
+ * an agent that switched modes without saying so in its message still gets a note, so the flame graph is never
+ * taken for what it is not.
+ */
+export function finishedMessage(run: Run, result: AgentResult): string {
+  const message = result.message || SUCCESS_MESSAGE;
+  if (!result.mode || result.mode === run.mode || message.includes(result.mode)) return message;
+  return `${message} (${run.mode} fell back to ${result.mode})`;
+}
+
+/** Why a target refuses a new run. */
+export function busyReason(target: Target, runningRunId: string): string {
+  return `${describeTarget(target)} is busy: run ${runningRunId} is still RUNNING; wait for it to finish`;
+}
+
+/** The agent said FINISHED, but what arrived is no whole flame graph. */
+export const DAMAGED_PROFILE =
+  'Stop profiler failed. The node agent reported success but its flame graph was missing or damaged in transit.';
+
+/** The message of a run that failed: from the agent's own words when it gave some, else from what was observed. */
+export function failureMessage(run: Run, observation: Observation, result?: AgentResult): string {
+  switch (observation.kind) {
+    case 'agentOutput':
+      return agentFailure(result, observation.output);
+    case 'dispatchFailed':
+      return `Start profiler failed. The node agent could not be started: ${observation.reason}`;
+    case 'commandUnknown':
+      return observation.reason;
+    case 'overdue': {
+      const seconds = Math.round((observation.deadline - run.triggerTime) / 1000);
+      const heard = observation.detail ? ` Last heard: ${observation.detail}` : '';
+      return `The node agent gave no result within ${seconds} s of the start (the command's delivery and run time limits for a ${run.duration} s profile, plus a margin); the run was abandoned.${heard}`;
+    }
+  }
+}
+
+function agentFailure(result: AgentResult | undefined, output: CommandOutput): string {
+  if (result?.status === 'FAILED') return result.message;
+  if (result?.status === 'FINISHED') return DAMAGED_PROFILE;
+  if (output.failure) return output.failure;
+  const lastError = output.stderr.trim().split('\n').pop()?.trim();
+  const exit = output.exitCode === null ? 'ended' : `exited with code ${output.exitCode}`;
+  return `The node agent ${exit} without a result${lastError ? `: ${lastError}` : '.'}`;
+}
