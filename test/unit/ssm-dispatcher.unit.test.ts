@@ -1,21 +1,90 @@
-import { S3Client } from '@aws-sdk/client-s3';
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { readFileSync } from 'node:fs';
+import {
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  NoSuchKey,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import {
+  DescribeInstanceInformationCommand,
+  type DescribeInstanceInformationCommandOutput,
+  GetCommandInvocationCommand,
+  type GetCommandInvocationCommandOutput,
+  InvalidInstanceId,
+  SendCommandCommand,
+  SSMClient,
+  SSMServiceException,
+} from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { OutputNotReadyError, SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
+import { parseAgentOutput } from '#domain/agent-output.ts';
 import type { FlinkNode } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
 import { aRun } from '#test/support/runs.ts';
 
 /**
  * The SSM dispatcher's own logic, with the SDK clients mocked (aws-sdk-client-mock): batching and the
- * mapping of SSM's statuses, which moto cannot produce (it reports Success at once). The integration tier
- * runs the same adapter against a local AWS endpoint.
+ * mapping of SSM's statuses, which moto cannot produce (it reports Success at once). The responses and errors
+ * SSM and S3 give are replayed from test/fixtures/ssm/, in AWS's documented shapes. The integration tier runs the
+ * same adapter against a local AWS endpoint.
  */
 
 const ssm = mockClient(SSMClient);
 const s3 = mockClient(S3Client);
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
+
+// biome-ignore lint/suspicious/noExplicitAny: fixtures are JSON, typed where they are used
+const fixture = (name: string): any =>
+  JSON.parse(readFileSync(new URL(`../fixtures/ssm/${name}.json`, import.meta.url), 'utf8'));
+
+const invocations = fixture('get-command-invocation') as {
+  terminal: GetCommandInvocationCommandOutput[];
+  successWithProfile: GetCommandInvocationCommandOutput;
+};
+const errors = fixture('errors');
+const listings = fixture('list-objects-v2');
+const described = fixture('describe-instance-information') as {
+  batch: string[];
+  unmanaged: string;
+  pages: DescribeInstanceInformationCommandOutput[];
+  connectionLost: DescribeInstanceInformationCommandOutput;
+};
+
+/** The SDK returns Date objects where the JSON fixture has ISO strings. */
+function withDates(page: DescribeInstanceInformationCommandOutput): DescribeInstanceInformationCommandOutput {
+  const dates = ['LastPingDateTime', 'RegistrationDate', 'LastAssociationExecutionDate'] as const;
+  return {
+    ...page,
+    InstanceInformationList: page.InstanceInformationList?.map((info) => {
+      const revived: Record<string, unknown> = { ...info };
+      for (const key of [...dates, 'LastSuccessfulAssociationExecutionDate']) {
+        if (typeof revived[key] === 'string') revived[key] = new Date(revived[key] as string);
+      }
+      return revived;
+    }),
+  } as DescribeInstanceInformationCommandOutput;
+}
+
+/** An error as the SDK raises it: the modeled class where there is one, else the service's base exception. */
+function sdkError(shape: { name: string; $fault?: 'client' | 'server'; message: string; $metadata: object }): Error {
+  const options = { message: shape.message, $metadata: shape.$metadata };
+  switch (shape.name) {
+    case 'InvalidInstanceId':
+      return new InvalidInstanceId(options);
+    case 'NoSuchKey':
+      return new NoSuchKey(options);
+    case 'AccessDenied':
+      return new S3ServiceException({ ...options, name: shape.name, $fault: shape.$fault ?? 'client' });
+    case 'SyntaxError':
+      return Object.assign(new SyntaxError(shape.message), { $metadata: shape.$metadata });
+    default:
+      return new SSMServiceException({ ...options, name: shape.name, $fault: shape.$fault ?? 'client' });
+  }
+}
 
 function dispatcher() {
   return new SsmDispatcher(new SSMClient({}), new S3Client({}), {
@@ -71,7 +140,14 @@ describe('SsmDispatcher.dispatch', () => {
   it('fails only the runs of a command that SSM refused, with its reason', async () => {
     ssm
       .on(SendCommandCommand)
-      .rejectsOnce(Object.assign(new Error('Instances [[i-0]] not in a valid state'), { name: 'InvalidInstanceId' }))
+      .rejectsOnce(
+        new SSMServiceException({
+          name: 'InvalidDocument',
+          $fault: 'client',
+          message: 'Document FlinkFleetProfiler does not exist',
+          $metadata: { httpStatusCode: 400 },
+        }),
+      )
       .resolves({ Command: { CommandId: 'cmd-ok' } });
     const results = await dispatcher().dispatch([
       { run: runOf({ node: 'i-0', mode: 'CPU' }), node: nodeOf('i-0') },
@@ -80,18 +156,133 @@ describe('SsmDispatcher.dispatch', () => {
     expect(results).toEqual([
       {
         runId: expect.any(String),
-        error: 'SSM SendCommand failed: InvalidInstanceId: Instances [[i-0]] not in a valid state',
+        error: 'SSM SendCommand failed: InvalidDocument: Document FlinkFleetProfiler does not exist',
       },
       { runId: expect.any(String), commandId: 'cmd-ok' },
     ]);
   });
 });
 
+describe('SsmDispatcher.dispatch when SSM refuses a batch with InvalidInstanceId', () => {
+  const notManaged = (id: string) =>
+    new RegExp(
+      `^Instance ${id} is not a managed node of SSM \\(the SSM agent is not running, or its instance profile does not allow SSM\\); .*start a new run`,
+    );
+  const batch = () => described.batch.map((id) => ({ run: runOf({ node: id }), node: nodeOf(id) }));
+
+  /** SSM as it is: the whole call fails when any one id is not a managed node. */
+  function sendCommandRefusing(...badIds: string[]) {
+    let n = 0;
+    ssm.on(SendCommandCommand).callsFake(async (input: { InstanceIds: string[] }) => {
+      if (input.InstanceIds.some((id) => badIds.includes(id))) throw sdkError(errors.invalidInstanceId);
+      n += 1;
+      return { Command: { CommandId: `cmd-${n}` } };
+    });
+  }
+  const sentInstanceIds = () => ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input.InstanceIds);
+
+  it('fails only the run of the unmanaged node and sends the other four again, in one command', async () => {
+    sendCommandRefusing(described.unmanaged);
+    const [first, second] = described.pages.map(withDates) as [
+      DescribeInstanceInformationCommandOutput,
+      DescribeInstanceInformationCommandOutput,
+    ];
+    ssm
+      .on(DescribeInstanceInformationCommand)
+      .resolvesOnce(first)
+      .resolvesOnce(second)
+      .rejects(new Error('asked for a third page'));
+    const requests = batch();
+    const results = await dispatcher().dispatch(requests);
+
+    const good = described.batch.filter((id) => id !== described.unmanaged);
+    expect(sentInstanceIds()).toEqual([described.batch, good]);
+    expect(results.map((r) => r.runId)).toEqual(requests.map(({ run }) => run.id));
+    expect(results.slice(0, 4)).toEqual(requests.slice(0, 4).map(({ run }) => ({ runId: run.id, commandId: 'cmd-1' })));
+    expect(results[4]).toEqual({
+      runId: requests[4]?.run.id,
+      error: expect.stringMatching(notManaged(described.unmanaged)),
+    });
+    // One filter naming the batch, read to its last page.
+    const describes = ssm.commandCalls(DescribeInstanceInformationCommand).map((call) => call.args[0].input);
+    expect(describes).toEqual([
+      { Filters: [{ Key: 'InstanceIds', Values: described.batch }], MaxResults: 50 },
+      { Filters: [{ Key: 'InstanceIds', Values: described.batch }], MaxResults: 50, NextToken: first.NextToken },
+    ]);
+  });
+
+  it('fails a node whose agent is not Online without trying it again', async () => {
+    // Here the node SSM cannot reach is registered, but has not been heard from for hours.
+    const lost = described.batch[3] as string;
+    sendCommandRefusing(lost);
+    ssm.on(DescribeInstanceInformationCommand).resolves(withDates(described.connectionLost));
+    const results = await dispatcher().dispatch(batch());
+
+    expect(sentInstanceIds()).toEqual([described.batch, described.batch.filter((id) => id !== lost)]);
+    expect(results.filter((r) => 'commandId' in r)).toHaveLength(4);
+    expect(results[3]).toMatchObject({
+      error: `The SSM agent of instance ${lost} is not online (PingStatus ConnectionLost, last heard 2026-11-27T09:12:05.871Z): the instance is stopped or its agent lost its connection to SSM; start a new run once the node is Online again.`,
+    });
+  });
+
+  for (const [why, error] of [
+    ['the role may not call DescribeInstanceInformation', errors.describeAccessDenied],
+    ["the endpoint does not implement it (moto's 500)", errors.describeMotoNotImplemented],
+  ] as const) {
+    it(`sends each node alone when ${why}`, async () => {
+      sendCommandRefusing(described.unmanaged);
+      ssm.on(DescribeInstanceInformationCommand).rejects(sdkError(error));
+      const requests = batch();
+      const results = await dispatcher().dispatch(requests);
+
+      expect(sentInstanceIds()).toEqual([described.batch, ...described.batch.map((id) => [id])]);
+      // Sent alone, each command carries its run's own id.
+      const runIds = ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input.Parameters?.runId?.[0]);
+      expect(runIds.slice(1)).toEqual(requests.map(({ run }) => run.id));
+      expect(results.slice(0, 4).map((r) => 'commandId' in r && r.commandId)).toEqual([
+        'cmd-1',
+        'cmd-2',
+        'cmd-3',
+        'cmd-4',
+      ]);
+      expect(results[4]).toEqual({
+        runId: requests[4]?.run.id,
+        error: expect.stringMatching(notManaged(described.unmanaged)),
+      });
+    });
+  }
+
+  it('sends each node alone when every node looks Online and SSM still refuses the batch', async () => {
+    const all = withDates({
+      InstanceInformationList: described.pages.flatMap((page) => page.InstanceInformationList ?? []),
+    } as DescribeInstanceInformationCommandOutput);
+    // The fifth node is listed (say, it was deregistered in between): SSM refuses it, DescribeInstanceInformation not.
+    const fifth = structuredClone(all.InstanceInformationList?.[0]);
+    all.InstanceInformationList?.push({ ...fifth, InstanceId: described.unmanaged });
+    sendCommandRefusing(described.unmanaged);
+    ssm.on(DescribeInstanceInformationCommand).resolves(all);
+    const results = await dispatcher().dispatch(batch());
+
+    expect(sentInstanceIds()).toEqual([described.batch, ...described.batch.map((id) => [id])]);
+    expect(results.filter((r) => 'commandId' in r)).toHaveLength(4);
+    expect(results[4]).toMatchObject({ error: expect.stringMatching(notManaged(described.unmanaged)) });
+  });
+
+  it('names the instance when a single run is refused', async () => {
+    sendCommandRefusing(described.unmanaged);
+    const [result] = await dispatcher().dispatch([
+      { run: runOf({ node: described.unmanaged }), node: nodeOf(described.unmanaged) },
+    ]);
+    expect(result).toMatchObject({ error: expect.stringMatching(notManaged(described.unmanaged)) });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(0);
+  });
+});
+
 describe('SsmDispatcher.inspect', () => {
   const invocation = (Status: string, StatusDetails: string, extra: Record<string, unknown> = {}) =>
     ssm.on(GetCommandInvocationCommand).resolves({ Status, StatusDetails, ResponseCode: -1, ...extra } as never);
-  const noOutput = () =>
-    s3.onAnyCommand().rejects(Object.assign(new Error('The specified key does not exist.'), { name: 'NoSuchKey' }));
+  const noOutput = () => s3.on(GetObjectCommand).rejects(sdkError(errors.s3NoSuchKey));
 
   it('treats pending and in-progress invocations as running', async () => {
     for (const status of ['Pending', 'InProgress', 'Delayed']) {
@@ -101,28 +292,64 @@ describe('SsmDispatcher.inspect', () => {
     }
   });
 
-  const causes: Array<[string, string, RegExp]> = [
-    ['Failed', 'Undeliverable', /could not be delivered to instance i-1 \(Undeliverable\).*SSM agent/],
-    ['TimedOut', 'Delivery Timed Out', /not delivered to instance i-1 in time \(Delivery Timed Out\)/],
-    ['TimedOut', 'Execution Timed Out', /ran past its time limit on instance i-1 \(Execution Timed Out\)/],
-    ['Failed', 'Terminated', /Instance i-1 was terminated during the run/],
-    ['Cancelled', 'Cancelled', /cancelled/],
-    ['Failed', 'No Instance Found', /SSM does not know instance i-1/],
-    ['Failed', 'Access Denied', /Access Denied.*instance profile/],
-  ];
-  for (const [status, details, message] of causes) {
-    it(`explains ${details} when the agent left no output`, async () => {
-      invocation(status, details);
+  /** What each terminal StatusDetails tells the user, whichever way SSM spells it. */
+  const causes: Record<string, RegExp> = {
+    'Delivery Timed Out':
+      /^Start profiler failed\. The command was not delivered to instance (i-\w+) in time \(Delivery Timed Out\): its SSM agent is offline/,
+    'Execution Timed Out':
+      /^Stop profiler failed\. The node agent ran past its time limit on instance (i-\w+) \(Execution Timed Out\)/,
+    'Access Denied':
+      /^Start profiler failed\. The profiler may not run commands on instance (i-\w+) \(Access Denied\): .*cluster tag.*ssm:SendCommand/,
+    'No Instance Found': /^Start profiler failed\. SSM does not know instance (i-\w+) \(No Instance Found\)/,
+    'Invalid Platform':
+      /^Start profiler failed\. Instance (i-\w+) is not a Linux node \(InvalidPlatform\): .*supports Linux only/,
+    Undeliverable:
+      /^Start profiler failed\. The command could not be delivered to instance (i-\w+) \(Undeliverable\): .*SSM agent/,
+    Terminated: /^Start profiler failed\. SSM cancelled the command on instance (i-\w+) before it ran \(Terminated\)/,
+    Cancelled: /^Profiling was cancelled/,
+  };
+  const causeOf = (details: string) =>
+    Object.entries(causes).find(([name]) => name.replaceAll(' ', '') === details.replaceAll(' ', ''))?.[1];
+
+  it('has a recorded response for both spellings of each cause', () => {
+    const spellings = invocations.terminal.map((response) => response.StatusDetails as string);
+    for (const name of Object.keys(causes)) {
+      expect(spellings).toContain(name);
+      expect(spellings).toContain(name.replaceAll(' ', ''));
+    }
+  });
+
+  for (const response of invocations.terminal) {
+    it(`explains ${response.Status} / "${response.StatusDetails}" when the agent left no output`, async () => {
+      ssm.on(GetCommandInvocationCommand).resolves(response);
       noOutput();
-      const state = await dispatcher().inspect(runOf());
+      const state = await dispatcher().inspect(runOf({ node: response.InstanceId, commandId: response.CommandId }));
       expect(state).toMatchObject({ state: 'ended', output: { stdout: '', exitCode: null } });
-      expect(state.state === 'ended' && state.output.failure).toMatch(message);
+      const failure = state.state === 'ended' ? state.output.failure : undefined;
+      const expected = causeOf(response.StatusDetails as string);
+      expect(expected, `no expectation for ${response.StatusDetails}`).toBeDefined();
+      expect(failure).toMatch(expected as RegExp);
+      if (!failure?.startsWith('Profiling was cancelled')) expect(failure).toContain(response.InstanceId);
     });
   }
 
+  it('gives both spellings of a cause the same message', async () => {
+    const messages = new Map<string, Set<string>>();
+    for (const response of invocations.terminal) {
+      ssm.reset();
+      s3.reset();
+      ssm.on(GetCommandInvocationCommand).resolves(response);
+      noOutput();
+      const state = await dispatcher().inspect(runOf({ node: response.InstanceId, commandId: response.CommandId }));
+      const key = (response.StatusDetails as string).replaceAll(' ', '');
+      messages.set(key, (messages.get(key) ?? new Set()).add(state.state === 'ended' ? `${state.output.failure}` : ''));
+    }
+    for (const [key, set] of messages) expect([...set], key).toHaveLength(1);
+  });
+
   it("reads the agent's full stdout from S3, not the truncated view", async () => {
     invocation('Success', 'Success', { ResponseCode: 0, StandardOutputContent: 'truncated' });
-    s3.onAnyCommand().callsFake(async (input: { Key: string }) => ({
+    s3.on(GetObjectCommand).callsFake(async (input: { Key: string }) => ({
       Body: { transformToString: async () => (input.Key.endsWith('/stdout') ? `full stdout of ${input.Key}` : '') },
     }));
     const state = await dispatcher().inspect(runOf());
@@ -134,12 +361,6 @@ describe('SsmDispatcher.inspect', () => {
         exitCode: 0,
       },
     });
-  });
-
-  it('asks to be retried when a successful command has no output object yet', async () => {
-    invocation('Success', 'Success', { ResponseCode: 0 });
-    noOutput();
-    await expect(dispatcher().inspect(runOf())).rejects.toBeInstanceOf(OutputNotReadyError);
   });
 
   it('falls back to the invocation view when a failed command wrote nothing to S3', async () => {
@@ -163,5 +384,78 @@ describe('SsmDispatcher.inspect', () => {
       reason: expect.stringMatching(/SSM has no record of command cmd-1 on instance i-1 \(InvocationDoesNotExist\)/),
     });
     expect(await dispatcher().inspect(runOf({ commandId: null }))).toMatchObject({ state: 'lost' });
+  });
+});
+
+describe('SsmDispatcher.inspect of a Success without an output object', () => {
+  const NEVER_REACHED =
+    "Stop profiler failed. The node agent reported success but the agent's output never reached S3: attach the NodePolicy to the instance role and check the node's route to S3.";
+  // Delivery (60 s) + the step's limit (30 s duration + 120 s margin) + grace (60 s): 270 s after the trigger.
+  const DEADLINE_MS = 270_000;
+  const response = invocations.successWithProfile;
+  const runAt = (triggerTime: number) =>
+    runOf({ node: response.InstanceId, commandId: response.CommandId, triggerTime });
+
+  beforeEach(() => {
+    ssm.on(GetCommandInvocationCommand).resolves(response);
+    s3.on(GetObjectCommand).rejects(sdkError(errors.s3NoSuchKey));
+  });
+
+  it('asks to be retried until the run is past its deadline: the upload may be on its way', async () => {
+    for (const elapsed of [5_000, 200_000, DEADLINE_MS]) {
+      await expect(dispatcher().inspect(runAt(NOW - elapsed))).rejects.toBeInstanceOf(OutputNotReadyError);
+    }
+  });
+
+  it("ends the run past its deadline, without taking SSM's truncated copy of stdout for the profile", async () => {
+    // SSM's copy holds a whole flame graph here: it still must not become the run's profile.
+    expect(parseAgentOutput(response.StandardOutputContent ?? '')?.gzippedHtml).toBeInstanceOf(Buffer);
+    const state = await dispatcher().inspect(runAt(NOW - DEADLINE_MS - 1));
+    expect(state).toEqual({
+      state: 'ended',
+      output: {
+        stdout: '',
+        stderr: '',
+        exitCode: 0,
+        failure: `${NEVER_REACHED} SSM's own copy of the first line of its stdout (not used as a profile): "FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=ITIMER message=Profiling Successful".`,
+      },
+    });
+  });
+
+  it('gives exactly that message when SSM has no copy of stdout either (the agent printed nothing)', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ ...response, StandardOutputContent: '' });
+    const state = await dispatcher().inspect(runAt(NOW - DEADLINE_MS - 1));
+    expect(state.state === 'ended' && state.output.failure).toBe(NEVER_REACHED);
+  });
+});
+
+describe('SsmDispatcher.inspect when S3 answers 403 AccessDenied for an output object', () => {
+  const response = invocations.successWithProfile;
+  const run = () => runOf({ node: response.InstanceId, commandId: response.CommandId, triggerTime: NOW - 5_000 });
+  const key = (stream: string) =>
+    `ssm-output/${response.CommandId}/${response.InstanceId}/awsrunShellScript/profileFlinkJvm/${stream}`;
+  const listing = (name: 'found' | 'absent', prefix: string): ListObjectsV2CommandOutput =>
+    JSON.parse(JSON.stringify(listings[name]).replaceAll('__KEY__', prefix));
+
+  beforeEach(() => {
+    ssm.on(GetCommandInvocationCommand).resolves(response);
+    // stderr exists and is readable; stdout is refused.
+    s3.on(GetObjectCommand, { Key: key('stderr') }).resolves({
+      Body: { transformToString: async () => 'asprof: warning' },
+    } as unknown as GetObjectCommandOutput);
+    s3.on(GetObjectCommand, { Key: key('stdout') }).rejects(sdkError(errors.s3AccessDenied));
+  });
+
+  it('treats it as a missing key when listing that exact key finds nothing', async () => {
+    s3.on(ListObjectsV2Command).callsFake(async (input: { Prefix: string }) => listing('absent', input.Prefix));
+    await expect(dispatcher().inspect(run())).rejects.toBeInstanceOf(OutputNotReadyError);
+    expect(s3.commandCalls(ListObjectsV2Command).map((call) => call.args[0].input)).toEqual([
+      { Bucket: 'artifacts', Prefix: key('stdout'), MaxKeys: 1 },
+    ]);
+  });
+
+  it('rethrows it when the key is there (the caller may not read it)', async () => {
+    s3.on(ListObjectsV2Command).callsFake(async (input: { Prefix: string }) => listing('found', input.Prefix));
+    await expect(dispatcher().inspect(run())).rejects.toMatchObject({ name: 'AccessDenied' });
   });
 });

@@ -1,16 +1,22 @@
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import {
+  DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
+  type InstanceInformation,
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { RESULT_LINE_PREFIX } from '#domain/agent-output.ts';
 import type { CommandState, Dispatcher, DispatchRequest, DispatchResult } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
-import { AGENT_STEP_NAME, agentParameters } from '#node-agent/agent-parameters.ts';
+import { AGENT_STEP_NAME, agentParameters, EXECUTION_MARGIN_SECONDS } from '#node-agent/agent-parameters.ts';
 
 /** SendCommand takes at most 50 instance ids; more can come back as a throttling error. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
+
+/** DescribeInstanceInformation: ids per InstanceIds filter, and the largest page it serves (MaxResults 5 to 50). */
+const MAX_IDS_PER_DESCRIBE = 50;
 
 export interface SsmDispatcherOptions {
   documentName: string;
@@ -23,11 +29,20 @@ export interface SsmDispatcherOptions {
   deliveryTimeoutSeconds: number;
   /** How long, after a run's duration, SSM may still not know an invocation before it counts as lost. */
   graceSeconds: number;
+  /**
+   * Seconds the document's step may run beyond the profile's duration (its timeoutSeconds is the duration plus
+   * this); the agent parameters' margin unless told otherwise.
+   */
+  stepMarginSeconds?: number;
   now?: () => number;
 }
 
 function isNamed(error: unknown, ...names: string[]): boolean {
   return error instanceof Error && names.includes(error.name);
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** The completion arrived before the SSM agent's output object: retry later rather than fail the run. */
@@ -38,33 +53,76 @@ export class OutputNotReadyError extends Error {
 const RUNNING_STATUSES = new Set(['Pending', 'InProgress', 'Delayed', 'Cancelling']);
 
 /**
+ * Every message this adapter gives a user, in one place. Dispatch errors are reasons: the domain puts them after
+ * "Start profiler failed. The node agent could not be started: ". The rest are whole messages.
+ */
+const MESSAGES = {
+  /**
+   * The finer causes SSM gives only in StatusDetails, by their normalized spelling (see {@link statusKey}): the
+   * API reference spells them "Delivery Timed Out", other places "DeliveryTimedOut".
+   */
+  status: {
+    undeliverable: (node: string) =>
+      `Start profiler failed. The command could not be delivered to instance ${node} (Undeliverable): the instance is not a managed node of SSM or its SSM agent is not responding; check that the agent runs and that the instance role allows SSM, then start a new run.`,
+    deliverytimedout: (node: string) =>
+      `Start profiler failed. The command was not delivered to instance ${node} in time (Delivery Timed Out): its SSM agent is offline or the instance is stopped; start a new run once the node is Online in SSM.`,
+    executiontimedout: (node: string) =>
+      `Stop profiler failed. The node agent ran past its time limit on instance ${node} (Execution Timed Out) and was stopped.`,
+    // Not the instance's termination: SSM's name for invocations it cancelled once the command's MaxErrors was exceeded.
+    terminated: (node: string) =>
+      `Start profiler failed. SSM cancelled the command on instance ${node} before it ran (Terminated): other instances of the same command failed beyond its error limit; start a new run.`,
+    cancelled: () => 'Profiling was cancelled (the SSM command was cancelled).',
+    noinstancefound: (node: string) =>
+      `Start profiler failed. SSM does not know instance ${node} (No Instance Found): check that it runs the SSM agent and has an instance profile that allows SSM.`,
+    // SSM checks the sender, not the node: the role that called SendCommand may not run our document on this instance.
+    accessdenied: (node: string) =>
+      `Start profiler failed. The profiler may not run commands on instance ${node} (Access Denied): its functions may send only to instances that carry the cluster tag; tag the instance, or ask an administrator whether a policy or SCP denies ssm:SendCommand on it.`,
+    invalidplatform: (node: string) =>
+      `Start profiler failed. Instance ${node} is not a Linux node (InvalidPlatform): the profiler's SSM document runs a shell script and supports Linux only; profile a Flink JVM on a Linux node.`,
+  } satisfies Record<string, (node: string) => string>,
+  unexplained: (status: string, details: string) =>
+    `The node agent did not report a result; SSM says ${status} (${details}).`,
+  notManaged: (node: string) =>
+    `Instance ${node} is not a managed node of SSM (the SSM agent is not running, or its instance profile does not allow SSM); start the agent, or give the instance role AmazonSSMManagedInstanceCore and the profiler's NodePolicy, then start a new run once the node is Online in SSM.`,
+  notOnline: (node: string, info: InstanceInformation) =>
+    `The SSM agent of instance ${node} is not online (PingStatus ${info.PingStatus ?? 'unknown'}${info.LastPingDateTime ? `, last heard ${info.LastPingDateTime.toISOString()}` : ''}): the instance is stopped or its agent lost its connection to SSM; start a new run once the node is Online again.`,
+  refused: (error: unknown) => `SSM SendCommand failed: ${describeError(error)}`,
+  outputNeverReachedS3: (diagnostic: string | undefined) =>
+    `Stop profiler failed. The node agent reported success but the agent's output never reached S3: attach the NodePolicy to the instance role and check the node's route to S3.${diagnostic ? ` SSM's own copy of the first line of its stdout (not used as a profile): "${diagnostic}".` : ''}`,
+  neverSent: () => 'Start profiler failed. The run was never sent to its node; start a new run.',
+  forgotten: (commandId: string, node: string, error: unknown) =>
+    `Start profiler failed. SSM has no record of command ${commandId} on instance ${node} (${(error as Error).name}); start a new run.`,
+};
+
+type StatusKey = keyof typeof MESSAGES.status;
+
+/** One spelling for each StatusDetails value: lower case, letters only ("Delivery Timed Out" → "deliverytimedout"). */
+function statusKey(value: string): string {
+  const key = value.toLowerCase().replace(/[^a-z]/g, '');
+  return key === 'canceled' ? 'cancelled' : key;
+}
+
+/**
  * Messages a user can act on, for the finer causes SSM gives only in StatusDetails; undefined for a plain
  * Success or Failed, where the agent's own output tells more.
  */
 function explainStatus(invocation: GetCommandInvocationCommandOutput, instanceId: string): string | undefined {
-  const details = invocation.StatusDetails ?? invocation.Status ?? 'unknown';
-  switch (details) {
-    case 'Undeliverable':
-      return `Start profiler failed. The command could not be delivered to instance ${instanceId} (Undeliverable): the instance is not managed by SSM or its SSM agent is not running.`;
-    case 'Delivery Timed Out':
-      return `Start profiler failed. The command was not delivered to instance ${instanceId} in time (Delivery Timed Out): its SSM agent is offline or the instance is stopped.`;
-    case 'Execution Timed Out':
-      return `Stop profiler failed. The node agent ran past its time limit on instance ${instanceId} (Execution Timed Out) and was stopped.`;
-    case 'Terminated':
-      return `Stop profiler failed. Instance ${instanceId} was terminated during the run (Terminated).`;
-    case 'Cancelled':
-      return 'Profiling was cancelled (the SSM command was cancelled).';
-    case 'No Instance Found':
-      return `Start profiler failed. SSM does not know instance ${instanceId} (No Instance Found): check that it runs the SSM agent and has an instance profile that allows SSM.`;
-    case 'Access Denied':
-      return `Start profiler failed. SSM was refused access on instance ${instanceId} (Access Denied): check the instance profile's permissions.`;
-    case 'Success':
-    case 'Failed':
-      return undefined;
-    default:
-      return `The node agent did not report a result; SSM says ${invocation.Status} (${details}).`;
-  }
+  const details = invocation.StatusDetails || invocation.Status || 'unknown';
+  const key = statusKey(details);
+  if (key === 'success' || key === 'failed') return undefined;
+  if (Object.hasOwn(MESSAGES.status, key)) return MESSAGES.status[key as StatusKey](instanceId);
+  return MESSAGES.unexplained(invocation.Status ?? 'unknown', details);
 }
+
+/** The agent's result line as SSM saw it (GetCommandInvocation's first 24,000 characters), for a diagnostic only. */
+function resultLineOf(invocation: GetCommandInvocationCommandOutput): string | undefined {
+  const lines = (invocation.StandardOutputContent ?? '').split('\n').map((line) => line.trim());
+  const line = lines.find((l) => l.startsWith(RESULT_LINE_PREFIX)) ?? lines.find((l) => l !== '');
+  return line && line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/** What one SendCommand call came to. */
+type Sent = { commandId: string } | { error: unknown };
 
 /**
  * Dispatcher on SSM RunCommand with our own document. Runs that share their parameters go out in one
@@ -98,7 +156,102 @@ export class SsmDispatcher implements Dispatcher {
     return results;
   }
 
+  /**
+   * One batch. SSM refuses the whole call with InvalidInstanceId when any one of its ids is not a managed node, so
+   * a refused batch is checked node by node and only the bad nodes' runs fail.
+   */
   private async send(batch: DispatchRequest[]): Promise<DispatchResult[]> {
+    const sent = await this.sendCommand(batch);
+    if (!('error' in sent) || !isNamed(sent.error, 'InvalidInstanceId')) return this.resultsOf(batch, sent);
+    if (batch.length === 1) return this.sendEachAlone(batch, sent);
+    return this.sendToManagedNodes(batch);
+  }
+
+  /**
+   * Asks SSM which of the batch's nodes are managed and Online, fails the runs of the others and sends the rest
+   * again, once. A node that is registered but not Online (ConnectionLost: stopped, or its agent cut off) fails
+   * too: SSM could not deliver to it anyway (the run would end in Delivery Timed Out), and were it the node that
+   * SSM refused, keeping it would fail the whole batch a second time.
+   */
+  private async sendToManagedNodes(batch: DispatchRequest[]): Promise<DispatchResult[]> {
+    let nodes: Map<string, InstanceInformation>;
+    try {
+      nodes = await this.describeNodes(batch.map(({ node }) => node.id));
+    } catch {
+      // No answer (the role lacks ssm:DescribeInstanceInformation, an endpoint without the API, or the API
+      // refusing an unknown id in its filter, as it documents it may): one command per node still fails one
+      // bad node alone.
+      return this.sendEachAlone(batch);
+    }
+    const failed = new Map<string, DispatchResult>();
+    const online: DispatchRequest[] = [];
+    for (const request of batch) {
+      const info = nodes.get(request.node.id);
+      if (!info) failed.set(request.run.id, { runId: request.run.id, error: MESSAGES.notManaged(request.node.id) });
+      else if (info.PingStatus !== 'Online') {
+        failed.set(request.run.id, { runId: request.run.id, error: MESSAGES.notOnline(request.node.id, info) });
+      } else online.push(request);
+    }
+    let results: DispatchResult[] = [];
+    if (failed.size === 0) {
+      // Every node is Online, yet SSM refused the batch (a node went away in between, or one is not ours to
+      // see): only sending each alone tells which.
+      results = await this.sendEachAlone(batch);
+    } else if (online.length > 0) {
+      const again = await this.sendCommand(online);
+      // Refused again: the nodes changed since SSM described them; find the bad one by sending each alone.
+      results =
+        'error' in again && isNamed(again.error, 'InvalidInstanceId')
+          ? await this.sendEachAlone(online)
+          : this.resultsOf(online, again);
+    }
+    for (const result of results) failed.set(result.runId, result);
+    return batch.map(({ run }) => failed.get(run.id) as DispatchResult);
+  }
+
+  /** One SendCommand per run (one after the other: SendCommand's rate limit is low); `first` is the first one's answer. */
+  private async sendEachAlone(batch: DispatchRequest[], first?: Sent): Promise<DispatchResult[]> {
+    const results: DispatchResult[] = [];
+    for (const [i, request] of batch.entries()) {
+      const sent = i === 0 && first ? first : await this.sendCommand([request]);
+      if ('error' in sent && isNamed(sent.error, 'InvalidInstanceId')) {
+        results.push({ runId: request.run.id, error: MESSAGES.notManaged(request.node.id) });
+      } else results.push(...this.resultsOf([request], sent));
+    }
+    return results;
+  }
+
+  /** The managed nodes among `ids`, by id (an id SSM does not manage is missing). */
+  private async describeNodes(ids: string[]): Promise<Map<string, InstanceInformation>> {
+    const unique = [...new Set(ids)];
+    const nodes = new Map<string, InstanceInformation>();
+    for (let i = 0; i < unique.length; i += MAX_IDS_PER_DESCRIBE) {
+      const Values = unique.slice(i, i + MAX_IDS_PER_DESCRIBE);
+      let NextToken: string | undefined;
+      do {
+        const page = await this.ssm.send(
+          new DescribeInstanceInformationCommand({
+            Filters: [{ Key: 'InstanceIds', Values }],
+            MaxResults: MAX_IDS_PER_DESCRIBE,
+            ...(NextToken ? { NextToken } : {}),
+          }),
+        );
+        for (const info of page.InstanceInformationList ?? []) if (info.InstanceId) nodes.set(info.InstanceId, info);
+        if (page.NextToken && page.NextToken === NextToken)
+          throw new Error('DescribeInstanceInformation repeated its page token');
+        NextToken = page.NextToken;
+      } while (NextToken);
+    }
+    return nodes;
+  }
+
+  private resultsOf(batch: DispatchRequest[], sent: Sent): DispatchResult[] {
+    if ('commandId' in sent) return batch.map(({ run }) => ({ runId: run.id, commandId: sent.commandId }));
+    const error = MESSAGES.refused(sent.error);
+    return batch.map(({ run }) => ({ runId: run.id, error }));
+  }
+
+  private async sendCommand(batch: DispatchRequest[]): Promise<Sent> {
     const [first] = batch as [DispatchRequest];
     // A single run passes its own id; a batch passes an id of its own (it only names the agent's scratch file).
     const runId = batch.length === 1 ? first.run.id : crypto.randomUUID();
@@ -123,17 +276,23 @@ export class SsmDispatcher implements Dispatcher {
       );
       const commandId = Command?.CommandId;
       if (!commandId) throw new Error('SendCommand returned no command id');
-      return batch.map(({ run }) => ({ runId: run.id, commandId }));
+      return { commandId };
     } catch (error) {
-      const reason = `SSM SendCommand failed: ${(error as Error).name}: ${(error as Error).message}`;
-      return batch.map(({ run }) => ({ runId: run.id, error: reason }));
+      return { error };
     }
   }
 
+  /**
+   * The moment after which nothing of a run's command can still be on its way: delivery, the step's run time,
+   * then the grace for the output to land. (To be replaced by the domain's one definition of a run's deadline.)
+   */
+  private deadlineOf(run: Run): number {
+    const { deliveryTimeoutSeconds, graceSeconds, stepMarginSeconds = EXECUTION_MARGIN_SECONDS } = this.options;
+    return run.triggerTime + (deliveryTimeoutSeconds + run.duration + stepMarginSeconds + graceSeconds) * 1000;
+  }
+
   async inspect(run: Run): Promise<CommandState> {
-    if (!run.commandId) {
-      return { state: 'lost', reason: 'Start profiler failed. The run was never sent to its node; start a new run.' };
-    }
+    if (!run.commandId) return { state: 'lost', reason: MESSAGES.neverSent() };
     let invocation: GetCommandInvocationCommandOutput;
     try {
       // No PluginName: the document has one step, and the invocation's status is that step's.
@@ -146,10 +305,7 @@ export class SsmDispatcher implements Dispatcher {
       // Right after SendCommand, SSM may not know the invocation yet; long after, it has forgotten the command.
       const overdue = this.now() > run.triggerTime + (run.duration + this.options.graceSeconds) * 1000;
       if (!overdue) return { state: 'running' };
-      return {
-        state: 'lost',
-        reason: `Start profiler failed. SSM has no record of command ${run.commandId} on instance ${run.node} (${(error as Error).name}); start a new run.`,
-      };
+      return { state: 'lost', reason: MESSAGES.forgotten(run.commandId, run.node, error) };
     }
     if (RUNNING_STATUSES.has(invocation.Status ?? '')) return { state: 'running' };
 
@@ -157,8 +313,24 @@ export class SsmDispatcher implements Dispatcher {
       this.readOutput(run.commandId, run.node, 'stdout'),
       this.readOutput(run.commandId, run.node, 'stderr'),
     ]);
+    const exitCode =
+      invocation.ResponseCode === undefined || invocation.ResponseCode < 0 ? null : invocation.ResponseCode;
     if (stdout === undefined && invocation.Status === 'Success') {
-      throw new OutputNotReadyError(`the output of command ${run.commandId} on ${run.node} is not in S3 yet`);
+      // The agent uploads only non-empty streams and only logs a failed upload (no NodePolicy, no route to S3):
+      // Success without an object may be an upload on its way, until nothing can be on its way any more.
+      if (this.now() <= this.deadlineOf(run)) {
+        throw new OutputNotReadyError(`the output of command ${run.commandId} on ${run.node} is not in S3 yet`);
+      }
+      // SSM's copy of stdout is cut at 24,000 characters: a diagnostic in the message, never the profile.
+      return {
+        state: 'ended',
+        output: {
+          stdout: '',
+          stderr: stderr ?? invocation.StandardErrorContent ?? '',
+          exitCode,
+          failure: MESSAGES.outputNeverReachedS3(resultLineOf(invocation)),
+        },
+      };
     }
     const failure = explainStatus(invocation, run.node);
     return {
@@ -166,7 +338,7 @@ export class SsmDispatcher implements Dispatcher {
       output: {
         stdout: stdout ?? invocation.StandardOutputContent ?? '',
         stderr: stderr ?? invocation.StandardErrorContent ?? '',
-        exitCode: invocation.ResponseCode === undefined || invocation.ResponseCode < 0 ? null : invocation.ResponseCode,
+        exitCode,
         ...(failure ? { failure } : {}),
       },
     };
@@ -183,14 +355,24 @@ export class SsmDispatcher implements Dispatcher {
     instanceId: string,
     stream: 'stdout' | 'stderr',
   ): Promise<string | undefined> {
+    const Key = this.outputKey(commandId, instanceId, stream);
     try {
-      const object = await this.s3.send(
-        new GetObjectCommand({ Bucket: this.options.outputBucket, Key: this.outputKey(commandId, instanceId, stream) }),
-      );
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.options.outputBucket, Key }));
       return await object.Body?.transformToString('utf8');
     } catch (error) {
       if (isNamed(error, 'NoSuchKey')) return undefined;
+      // S3 answers 403 for a missing key to a caller it does not count as allowed s3:ListBucket (a grant
+      // conditioned on s3:prefix may not count): a missing key only if listing that exact key finds nothing.
+      if (isNamed(error, 'AccessDenied') && !(await this.outputExists(Key))) return undefined;
       throw error;
     }
+  }
+
+  private async outputExists(key: string): Promise<boolean> {
+    // The key itself sorts first among the keys it prefixes: one key is enough to tell.
+    const { Contents } = await this.s3.send(
+      new ListObjectsV2Command({ Bucket: this.options.outputBucket, Prefix: key, MaxKeys: 1 }),
+    );
+    return (Contents ?? []).some((object) => object.Key === key);
   }
 }
