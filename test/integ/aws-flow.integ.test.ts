@@ -163,7 +163,10 @@ describe('the AWS path through the Lambda handlers', () => {
     expect(run).toMatchObject({ status: 'FINISHED', message: 'Profiling Successful' });
 
     const head = await new S3Client({}).send(
-      new HeadObjectCommand({ Bucket: bucket, Key: `profiles/prod/taskmanager/${taskManager}/${run.outputFile}` }),
+      new HeadObjectCommand({
+        Bucket: bucket,
+        Key: `profiles/prod/taskmanager/${taskManager}/${run.id}/${run.outputFile}`,
+      }),
     );
     expect(head.ContentType).toBe('text/html; charset=utf-8');
     expect(head.ContentEncoding).toBe('gzip');

@@ -127,6 +127,9 @@ describe('SsmDispatcher.dispatch', () => {
       OutputS3BucketName: 'artifacts',
       OutputS3KeyPrefix: 'ssm-output/',
       TimeoutSeconds: 60,
+      // One node's failure must not make SSM cancel the invocations it has not started (MaxErrors defaults to 0).
+      MaxErrors: '100%',
+      MaxConcurrency: '100%',
       Parameters: { role: ['taskmanager'], mode: ['ITIMER'], duration: ['30'], executionTimeout: ['150'] },
     });
     // No pid parameter when discovery knows none: SSM refuses an empty value for a pattern of digits.
@@ -378,7 +381,11 @@ describe('SsmDispatcher.inspect', () => {
       .on(GetCommandInvocationCommand)
       .rejects(Object.assign(new Error('not yet'), { name: 'InvocationDoesNotExist' }));
     expect(await dispatcher().inspect(runOf())).toEqual({ state: 'running' });
-    const overdue = await dispatcher().inspect(runOf({ triggerTime: NOW - 200_000 }));
+    // Past its deadline: delivery (60 s) + the step's limit (duration + 120 s) + grace (60 s).
+    const run = runOf();
+    const justBefore = NOW - (60 + run.duration + 120 + 60) * 1000 + 1000;
+    expect(await dispatcher().inspect(runOf({ triggerTime: justBefore }))).toEqual({ state: 'running' });
+    const overdue = await dispatcher().inspect(runOf({ triggerTime: justBefore - 2000 }));
     expect(overdue).toEqual({
       state: 'lost',
       reason: expect.stringMatching(/SSM has no record of command cmd-1 on instance i-1 \(InvocationDoesNotExist\)/),

@@ -8,9 +8,10 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { RESULT_LINE_PREFIX } from '#domain/agent-output.ts';
+import { runDeadline } from '#domain/deadline.ts';
 import type { CommandState, Dispatcher, DispatchRequest, DispatchResult } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
-import { AGENT_STEP_NAME, agentParameters, EXECUTION_MARGIN_SECONDS } from '#node-agent/agent-parameters.ts';
+import { AGENT_STEP_NAME, agentParameters } from '#node-agent/agent-parameters.ts';
 
 /** SendCommand takes at most 50 instance ids; more can come back as a throttling error. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
@@ -27,13 +28,8 @@ export interface SsmDispatcherOptions {
   outputPrefix: string;
   /** Seconds SSM may take to deliver a command before giving up (SendCommand's TimeoutSeconds; at least 30). */
   deliveryTimeoutSeconds: number;
-  /** How long, after a run's duration, SSM may still not know an invocation before it counts as lost. */
+  /** How long past the command's own limits (delivery, then the step's run) a result may still arrive. */
   graceSeconds: number;
-  /**
-   * Seconds the document's step may run beyond the profile's duration (its timeoutSeconds is the duration plus
-   * this); the agent parameters' margin unless told otherwise.
-   */
-  stepMarginSeconds?: number;
   now?: () => number;
 }
 
@@ -269,6 +265,10 @@ export class SsmDispatcher implements Dispatcher {
               .map(([name, value]) => [name, [value]]),
           ),
           TimeoutSeconds: this.options.deliveryTimeoutSeconds,
+          // Each node's run is its own: one failing must not stop SSM from sending the others (MaxErrors is 0 by
+          // default, and then SSM cancels the invocations it has not started yet).
+          MaxErrors: '100%',
+          MaxConcurrency: '100%',
           OutputS3BucketName: this.options.outputBucket,
           OutputS3KeyPrefix: this.options.outputPrefix,
           Comment: `flink-fleet-profiler ${first.run.mode} ${first.run.duration}s (${batch.length} run${batch.length > 1 ? 's' : ''})`,
@@ -282,13 +282,10 @@ export class SsmDispatcher implements Dispatcher {
     }
   }
 
-  /**
-   * The moment after which nothing of a run's command can still be on its way: delivery, the step's run time,
-   * then the grace for the output to land. (To be replaced by the domain's one definition of a run's deadline.)
-   */
+  /** The moment after which nothing of a run's command can still be on its way (the domain's one definition). */
   private deadlineOf(run: Run): number {
-    const { deliveryTimeoutSeconds, graceSeconds, stepMarginSeconds = EXECUTION_MARGIN_SECONDS } = this.options;
-    return run.triggerTime + (deliveryTimeoutSeconds + run.duration + stepMarginSeconds + graceSeconds) * 1000;
+    const { deliveryTimeoutSeconds, graceSeconds } = this.options;
+    return runDeadline(run, { deliveryTimeoutSeconds, settleMarginSeconds: graceSeconds });
   }
 
   async inspect(run: Run): Promise<CommandState> {
@@ -303,8 +300,7 @@ export class SsmDispatcher implements Dispatcher {
       // By name: errors deserialized from some endpoints are not instances of the modeled classes.
       if (!isNamed(error, 'InvocationDoesNotExist', 'InvalidCommandId')) throw error;
       // Right after SendCommand, SSM may not know the invocation yet; long after, it has forgotten the command.
-      const overdue = this.now() > run.triggerTime + (run.duration + this.options.graceSeconds) * 1000;
-      if (!overdue) return { state: 'running' };
+      if (this.now() <= this.deadlineOf(run)) return { state: 'running' };
       return { state: 'lost', reason: MESSAGES.forgotten(run.commandId, run.node, error) };
     }
     if (RUNNING_STATUSES.has(invocation.Status ?? '')) return { state: 'running' };
