@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { RunStore } from '#domain/ports.ts';
+import { ValidationError } from '#domain/errors.ts';
+import type { RunFilter, RunStore } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
 import { aRun } from '#test/support/runs.ts';
 
@@ -24,6 +25,42 @@ async function finished(store: RunStore, overrides: Partial<Run> = {}): Promise<
 }
 
 const ids = (runs: Run[]) => runs.map((r) => r.id);
+
+/** What a store answers to a page token it did not hand out for the query it is used with. */
+export const TOKEN_REFUSED = 'nextToken: is not a token this service handed out for this query';
+
+const base64url = (text: string) => Buffer.from(text).toString('base64url');
+/** A page token's JSON: tokens are opaque, but every store's is base64url JSON, which a forger can edit. */
+const tokenJson = (token: string) => Buffer.from(token, 'base64url').toString('utf8');
+
+/** Every edit of one value, or one added field, of a JSON document: each gives a token nobody handed out. */
+function edits(value: unknown): unknown[] {
+  if (typeof value === 'string') {
+    return [`${value}x`, value.slice(1), `${value.slice(0, -1)}${value.endsWith('0') ? '1' : '0'}`, 1];
+  }
+  if (typeof value === 'number') return [value + 1, value + 0.5, -value - 1, String(value)];
+  if (Array.isArray(value)) return [[...value, 'x'], value.slice(1)];
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value);
+    return [
+      { ...value, extra: 'x' },
+      ...entries.map(([name]) => Object.fromEntries(entries.filter(([other]) => other !== name))),
+      ...entries.flatMap(([name, field]) => edits(field).map((e) => ({ ...value, [name]: e }))),
+    ];
+  }
+  return ['x'];
+}
+
+/** Expects `list` to refuse the token with a ValidationError naming nextToken (the HTTP layer's 400). */
+async function expectRefused(store: RunStore, filter: RunFilter, token: string): Promise<void> {
+  const outcome = await store.list(filter, 2, token).then(
+    (page) => page,
+    (error: unknown) => error,
+  );
+  const what = `token ${tokenJson(token)} with filter ${JSON.stringify(filter)}`;
+  expect(outcome, what).toBeInstanceOf(ValidationError);
+  expect((outcome as ValidationError).reasons, what).toEqual([TOKEN_REFUSED]);
+}
 
 /** The behaviour every RunStore adapter promises; run against each adapter. */
 export interface RunStoreContractOptions {
@@ -149,7 +186,79 @@ export function describeRunStoreContract(
       expect(ids((await store.list({ ruleId: 'nightly', cluster: 'prod' }, 10)).runs)).toEqual([tm1.id]);
       const exact = await store.list({ cluster: 'prod' }, 4);
       expect(exact.nextToken).toBeUndefined();
-      await expect(store.list({}, 2, 'not-a-token')).rejects.toMatchObject({ status: 400 });
+      await expect(store.list({}, 2, 'not-a-token')).rejects.toMatchObject({ status: 400, reasons: [TOKEN_REFUSED] });
+    });
+
+    it('refuses a page token that is not a token at all', async () => {
+      const store = await createStore();
+      for (let i = 0; i < 3; i++) await finished(store);
+      const garbage = [
+        'not-a-token',
+        'garbage',
+        '%%%',
+        'eyJ0Ijox.fQ',
+        base64url('not json'),
+        ...['null', '[]', '{}', '"x"', '42', 'true', '{"pk":"RUN#x"}', '{"t":1,"id":"x"}'].map(base64url),
+      ];
+      for (const token of garbage) await expectRefused(store, {}, token);
+      for (const token of garbage) await expectRefused(store, { cluster: 'prod' }, token);
+    });
+
+    it('refuses a real page token edited in any way: another run, another partition, any field', async () => {
+      const store = await createStore();
+      const prod = [await finished(store), await finished(store), await finished(store)];
+      const staging = [await finished(store, { cluster: 'staging' }), await finished(store, { cluster: 'staging' })];
+      const page = await store.list({ cluster: 'prod' }, 2);
+      expect(ids(page.runs)).toEqual([prod[2]?.id, prod[1]?.id]);
+      const token = page.nextToken as string;
+      const json = tokenJson(token);
+      // The token still pages as it should with its own filter.
+      expect(ids((await store.list({ cluster: 'prod' }, 2, token)).runs)).toEqual([prod[0]?.id]);
+
+      const otherRun = (id: string) => base64url(json.replaceAll(prod[1]?.id as string, id));
+      await expectRefused(store, { cluster: 'prod' }, otherRun(prod[2]?.id as string));
+      await expectRefused(store, { cluster: 'prod' }, otherRun(staging[1]?.id as string));
+      // A store whose token names the partition (DynamoDB's does) sees it moved; one whose token does not, sees
+      // its own token used with another filter.
+      const otherPartition = json.replaceAll('"prod"', '"staging"');
+      await expectRefused(store, { cluster: 'staging' }, base64url(otherPartition));
+      if (otherPartition !== json) await expectRefused(store, { cluster: 'prod' }, base64url(otherPartition));
+      const forged = edits(JSON.parse(json)).map((edited) => base64url(JSON.stringify(edited)));
+      expect(forged.length).toBeGreaterThan(8);
+      for (const edited of forged) await expectRefused(store, { cluster: 'prod' }, edited);
+    });
+
+    it('refuses a real page token used with another filter; each pages with its own', async () => {
+      const store = await createStore();
+      for (let i = 0; i < 3; i++) {
+        await finished(store, { teams: ['team-a'], ruleId: 'nightly' });
+        await finished(store, { cluster: 'staging', teams: ['team-a'], ruleId: 'nightly' });
+      }
+      const filters: RunFilter[] = [
+        {},
+        { cluster: 'prod' },
+        { cluster: 'staging' },
+        { cluster: 'prod', status: 'FINISHED' },
+        { cluster: 'prod', requestedBy: 'alice' },
+        { cluster: 'prod', teams: ['team-a'] },
+        { cluster: 'prod', teams: ['team-a', 'team-b'] },
+        { cluster: 'prod', role: 'taskmanager', node: 'i-0001' },
+        { ruleId: 'nightly' },
+        { ruleId: 'nightly', cluster: 'prod' },
+      ];
+      const tokens = new Map<RunFilter, string>();
+      for (const filter of filters) {
+        const first = await store.list(filter, 2);
+        const token = first.nextToken;
+        expect(token, JSON.stringify(filter)).toBeDefined();
+        tokens.set(filter, token as string);
+        const rest = await store.list(filter, 100, token);
+        const all = await store.list(filter, 100);
+        expect([...ids(first.runs), ...ids(rest.runs)], JSON.stringify(filter)).toEqual(ids(all.runs));
+      }
+      for (const [from, token] of tokens) {
+        for (const to of filters) if (to !== from) await expectRefused(store, to, token);
+      }
     });
 
     it('finds a flame graph by output file, for one node or across a role', async () => {

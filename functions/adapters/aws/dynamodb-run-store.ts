@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
@@ -13,6 +14,19 @@ import type { Run, Target } from '#domain/run.ts';
 import { RUN_TABLE } from './run-table.ts';
 
 type IndexName = keyof typeof RUN_TABLE.indexes;
+
+type WhereField = 'cluster' | 'node' | 'role' | 'status' | 'ruleId' | 'requestedBy' | 'outputFile';
+
+/** One read of an index: its partition, the filters applied to it, and the teams the caller may see. */
+export interface RunQuery {
+  index: IndexName;
+  /** The value of the index's key attribute: the one partition read. */
+  key: string;
+  /** Only runs whose fields equal these (left out or undefined: any). */
+  where: Partial<Record<WhereField, string>>;
+  /** Keep only runs whose `teams` list holds one of these. */
+  teams?: readonly string[];
+}
 
 const RUN_SK = 'RUN';
 const LOCK_SK = 'RUNNING';
@@ -175,42 +189,33 @@ export class DynamoDbRunStore implements RunStore {
   }
 
   async listForTarget(target: Target, limit: number): Promise<Run[]> {
-    return (await this.query('byTarget', targetKey(target), {}, limit)).runs;
+    return (await this.query({ index: 'byTarget', key: targetKey(target), where: {} }, limit)).runs;
   }
 
   async list(filter: RunFilter, limit: number, nextToken?: string): Promise<RunPage> {
-    const { ruleId, cluster, node, role, status, requestedBy, teams } = filter;
     // Visible to none of no teams: nothing to read.
-    if (teams?.length === 0) return { runs: [] };
-    const [index, key] =
-      ruleId !== undefined
-        ? (['byRule', ruleId] as const)
-        : cluster !== undefined && node !== undefined && role !== undefined
-          ? (['byTarget', targetKey({ cluster, node, role })] as const)
-          : cluster !== undefined
-            ? (['byCluster', cluster] as const)
-            : (['byTime', ALL] as const);
-    return this.query(index, key, { cluster, node, role, status, ruleId, requestedBy }, limit, nextToken, teams);
+    if (filter.teams?.length === 0) return { runs: [] };
+    return this.query(runListQuery(filter), limit, nextToken);
   }
 
   async findByOutputFile(target: TargetSelector, outputFile: string): Promise<Run | undefined> {
     const { cluster, role, node } = target;
     const { runs } =
       node === undefined
-        ? await this.query('byCluster', cluster, { role, outputFile }, 1)
-        : await this.query('byTarget', targetKey({ cluster, role, node }), { outputFile }, 1);
+        ? await this.query({ index: 'byCluster', key: cluster, where: { role, outputFile } }, 1)
+        : await this.query({ index: 'byTarget', key: targetKey({ cluster, role, node }), where: { outputFile } }, 1);
     return runs[0];
   }
 
   async findByCommand(commandId: string, node: string): Promise<Run | undefined> {
-    return (await this.query('byCommand', commandKey(commandId, node), {}, 1)).runs[0];
+    return (await this.query({ index: 'byCommand', key: commandKey(commandId, node), where: {} }, 1)).runs[0];
   }
 
   async listRunning(): Promise<Run[]> {
     const runs: Run[] = [];
     let token: string | undefined;
     do {
-      const page = await this.query('running', LOCK_SK, {}, 100, token);
+      const page = await this.query({ index: 'running', key: LOCK_SK, where: {} }, 100, token);
       runs.push(...page.runs);
       token = page.nextToken;
     } while (token);
@@ -218,7 +223,7 @@ export class DynamoDbRunStore implements RunStore {
   }
 
   async trimTarget(target: Target, keep: number): Promise<Run[]> {
-    const history = (await this.query('byTarget', targetKey(target), {}, 1000)).runs;
+    const history = (await this.query({ index: 'byTarget', key: targetKey(target), where: {} }, 1000)).runs;
     const trimmed = history.slice(keep).filter((run) => run.status !== 'RUNNING');
     const expiresAt = Math.floor(this.now() / 1000);
     // Leave every listing index now; TTL deletes the item later.
@@ -244,17 +249,11 @@ export class DynamoDbRunStore implements RunStore {
 
   /**
    * Reads an index newest first, keeping the items that match `where`, until `limit` runs are found. The
-   * page token is the index key of the last run returned, so the next page starts right after it.
+   * page token is the index key of the last run returned, so the next page starts right after it; a token
+   * is checked against this very query before DynamoDB sees it (see `readPageToken`).
    */
-  private async query(
-    index: IndexName,
-    key: string,
-    where: Partial<Record<'cluster' | 'node' | 'role' | 'status' | 'ruleId' | 'requestedBy' | 'outputFile', string>>,
-    limit: number,
-    nextToken?: string,
-    /** Keep only runs whose `teams` list holds one of these. */
-    teams?: readonly string[],
-  ): Promise<RunPage> {
+  private async query(query: RunQuery, limit: number, nextToken?: string): Promise<RunPage> {
+    const { index, key, where, teams } = query;
     const indexName = RUN_TABLE.indexes[index];
     const conditions = Object.entries(where).filter(([, value]) => value !== undefined);
     const teamValues = Object.fromEntries((teams ?? []).map((team, i) => [`:team${i}`, team]));
@@ -287,34 +286,122 @@ export class DynamoDbRunStore implements RunStore {
         ...teamCondition,
       ].join(' AND '),
       ScanIndexForward: false,
-      ExclusiveStartKey: nextToken ? decodeToken(nextToken) : undefined,
+      ExclusiveStartKey: nextToken ? readPageToken(nextToken, query) : undefined,
     };
     // Read one match beyond the page: only then is there surely a next page.
     const items: Array<Record<string, unknown>> = [];
+    let fromClient = nextToken !== undefined;
     do {
-      const page = await this.client.send(new QueryCommand(input));
+      const page = await this.client.send(new QueryCommand(input)).catch((error: unknown) => {
+        // Second line of defence: DynamoDB's own refusal of a start key that came from the client.
+        throw fromClient && isStartKeyRefusal(error) ? new ValidationError(TOKEN_REFUSED, { cause: error }) : error;
+      });
+      fromClient = false;
       items.push(...(page.Items ?? []));
       input.ExclusiveStartKey = page.LastEvaluatedKey;
     } while (items.length <= limit && input.ExclusiveStartKey);
     const runs = items.slice(0, limit).map(toRun);
     const lastItem = items[limit - 1];
     if (items.length <= limit || !lastItem) return { runs };
-    const lastKey = {
-      pk: lastItem.pk,
-      sk: lastItem.sk,
-      [indexName]: lastItem[indexName],
-      [RUN_TABLE.indexSortKey]: lastItem[RUN_TABLE.indexSortKey],
-    };
-    return { runs, nextToken: Buffer.from(JSON.stringify(lastKey)).toString('base64url') };
+    const lastKey = Object.fromEntries(startKeyAttributes(index).map((name) => [name, lastItem[name]]));
+    return { runs, nextToken: runPageToken(query, lastKey) };
   }
 }
 
-function decodeToken(token: string): Record<string, unknown> {
+/** The runs that `list` reads for a filter: the narrowest index the filter allows, the rest as filters. */
+export function runListQuery(filter: RunFilter): RunQuery {
+  const { ruleId, cluster, node, role, status, requestedBy, teams } = filter;
+  const [index, key] =
+    ruleId !== undefined
+      ? (['byRule', ruleId] as const)
+      : cluster !== undefined && node !== undefined && role !== undefined
+        ? (['byTarget', targetKey({ cluster, node, role })] as const)
+        : cluster !== undefined
+          ? (['byCluster', cluster] as const)
+          : (['byTime', ALL] as const);
+  return { index, key, where: { cluster, node, role, status, ruleId, requestedBy }, ...(teams ? { teams } : {}) };
+}
+
+const TOKEN_REFUSED = 'nextToken: is not a token this service handed out for this query';
+
+/** A DynamoDB key as the start of an index query: the table's key and the index's key, nothing else. */
+const startKeyAttributes = (index: IndexName) =>
+  [RUN_TABLE.partitionKey, RUN_TABLE.sortKey, RUN_TABLE.indexes[index], RUN_TABLE.indexSortKey] as const;
+
+/**
+ * A short digest of a query and a start key. It is a checksum, not a signature (there is no secret to sign
+ * with): it catches a token edited by hand or passed back with another query, and the shape checks in
+ * `readPageToken` keep a well-formed forgery inside the query's own partition, where it can only move the
+ * place the listing starts among runs the caller may read anyway.
+ */
+function pageDigest(query: RunQuery, startKey: Record<string, unknown>): string {
+  const where = Object.entries(query.where)
+    .filter(([, value]) => value !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  const teams = query.teams ? [...new Set(query.teams)].sort() : null;
+  const key = Object.keys(startKey)
+    .sort()
+    .map((name) => [name, startKey[name]]);
+  return createHash('sha256')
+    .update(JSON.stringify([query.index, query.key, where, teams, key]))
+    .digest('base64url')
+    .slice(0, 22);
+}
+
+/** The page token for a query that goes on after `startKey` (exported so tests can build well-formed forgeries). */
+export function runPageToken(query: RunQuery, startKey: Record<string, unknown>): string {
+  const token = { after: startKey, check: pageDigest(query, startKey) };
+  return Buffer.from(JSON.stringify(token)).toString('base64url');
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const hasExactly = (value: Record<string, unknown>, names: readonly string[]) =>
+  Object.keys(value).length === names.length && names.every((name) => Object.hasOwn(value, name));
+
+/**
+ * The start key in a page token, if the token is one this store handed out for this very query: exactly the
+ * table's and the index's key attributes, all strings of the shapes this store writes (`RUN#<id>`, `RUN`,
+ * `<15 digits>#<id>` of the same id), in the query's own partition, with the digest of the query and key.
+ * DynamoDB refuses a start key from another partition with a ValidationException (a 500 to the caller);
+ * moto accepts it; so the check is ours.
+ */
+function readPageToken(token: string, query: RunQuery): Record<string, string> {
+  const names = startKeyAttributes(query.index);
+  let decoded: unknown;
   try {
-    const key = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (key && typeof key === 'object' && typeof key.pk === 'string') return key;
+    decoded = /^[A-Za-z0-9_-]+$/.test(token) ? JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) : null;
   } catch {
-    // fall through
+    decoded = null;
   }
-  throw new ValidationError('nextToken: is not a token this service handed out');
+  if (!isRecord(decoded) || !hasExactly(decoded, ['after', 'check'])) throw new ValidationError(TOKEN_REFUSED);
+  const { after, check } = decoded;
+  if (!isRecord(after) || !hasExactly(after, names) || !names.every((name) => typeof after[name] === 'string')) {
+    throw new ValidationError(TOKEN_REFUSED);
+  }
+  const key = after as Record<string, string>;
+  const [pk, sk, indexKey, sortKey] = names.map((name) => key[name] as string);
+  const id = /^RUN#(.+)$/s.exec(pk ?? '')?.[1];
+  const sortId = /^\d{15}#(.+)$/s.exec(sortKey ?? '')?.[1];
+  if (
+    id === undefined ||
+    sortId !== id ||
+    sk !== RUN_SK ||
+    indexKey !== query.key ||
+    typeof check !== 'string' ||
+    check !== pageDigest(query, key)
+  ) {
+    throw new ValidationError(TOKEN_REFUSED);
+  }
+  return key;
+}
+
+/** DynamoDB's ValidationException about the start key of a query (wrong partition, wrong attributes). */
+function isStartKeyRefusal(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    error.name === 'ValidationException' &&
+    /ExclusiveStartKey|start(ing)? key/i.test(error.message)
+  );
 }

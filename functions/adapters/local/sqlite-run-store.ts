@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ValidationError } from '#domain/errors.ts';
 import type { RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
@@ -81,23 +82,70 @@ function toRun(row: RunRow): Run {
   };
 }
 
-interface PageToken {
+/** Where a page goes on: after the run with this trigger time and id, in `ORDER BY trigger_time DESC, id DESC`. */
+interface PagePosition {
   t: number;
   id: string;
 }
 
-function encodeToken(run: Run): string {
-  return Buffer.from(JSON.stringify({ t: run.triggerTime, id: run.id } satisfies PageToken)).toString('base64url');
+const TOKEN_REFUSED = 'nextToken: is not a token this service handed out for this query';
+
+/**
+ * A short digest of a filter and a position. It is a checksum, not a signature (there is no secret to sign
+ * with): it catches a token edited by hand or passed back with another filter. A well-formed forgery can only
+ * move the place the listing starts; the filter, teams included, still applies to every row.
+ */
+function pageDigest(filter: RunFilter, position: PagePosition): string {
+  const fields = (Object.keys(FILTER_COLUMNS) as Array<keyof typeof FILTER_COLUMNS>)
+    .filter((field) => filter[field] !== undefined)
+    .map((field) => [field, filter[field]]);
+  const teams = filter.teams ? [...new Set(filter.teams)].sort() : null;
+  return createHash('sha256')
+    .update(JSON.stringify([fields, teams, position.t, position.id]))
+    .digest('base64url')
+    .slice(0, 22);
 }
 
-function decodeToken(token: string): PageToken {
+/**
+ * The page token for a filter that goes on after `position`: base64url JSON `{t, id, check}` (exported so tests
+ * can build well-formed forgeries).
+ */
+export function runPageToken(filter: RunFilter, position: PagePosition): string {
+  const token = { t: position.t, id: position.id, check: pageDigest(filter, position) };
+  return Buffer.from(JSON.stringify(token)).toString('base64url');
+}
+
+/**
+ * The position in a page token, if the token is one this store handed out for this very filter: exactly
+ * `t` (a whole, non-negative number), `id` (a non-empty string) and the digest of the filter and position.
+ */
+function readPageToken(token: string, filter: RunFilter): PagePosition {
+  let decoded: unknown;
   try {
-    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<PageToken>;
-    if (typeof parsed.t === 'number' && typeof parsed.id === 'string') return { t: parsed.t, id: parsed.id };
+    decoded = /^[A-Za-z0-9_-]+$/.test(token) ? JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) : null;
   } catch {
-    // fall through to the error below
+    decoded = null;
   }
-  throw new ValidationError('nextToken: is not a token this service handed out');
+  if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded)) {
+    throw new ValidationError(TOKEN_REFUSED);
+  }
+  const fields = decoded as Record<string, unknown>;
+  const names = ['t', 'id', 'check'];
+  const { t, id, check } = fields;
+  if (
+    Object.keys(fields).length !== names.length ||
+    !names.every((name) => Object.hasOwn(fields, name)) ||
+    typeof t !== 'number' ||
+    !Number.isSafeInteger(t) ||
+    t < 0 ||
+    typeof id !== 'string' ||
+    id === '' ||
+    typeof check !== 'string' ||
+    check !== pageDigest(filter, { t, id })
+  ) {
+    throw new ValidationError(TOKEN_REFUSED);
+  }
+  return { t, id };
 }
 
 const FILTER_COLUMNS = {
@@ -209,7 +257,7 @@ export class SqliteRunStore implements RunStore {
       params.teams = JSON.stringify(filter.teams);
     }
     if (nextToken) {
-      const after = decodeToken(nextToken);
+      const after = readPageToken(nextToken, filter);
       where.push('(trigger_time < @afterTime OR (trigger_time = @afterTime AND id < @afterId))');
       params.afterTime = after.t;
       params.afterId = after.id;
@@ -222,7 +270,9 @@ export class SqliteRunStore implements RunStore {
       .all(params) as RunRow[];
     const runs = rows.slice(0, limit).map(toRun);
     const last = runs[runs.length - 1];
-    return rows.length > limit && last ? { runs, nextToken: encodeToken(last) } : { runs };
+    return rows.length > limit && last
+      ? { runs, nextToken: runPageToken(filter, { t: last.triggerTime, id: last.id }) }
+      : { runs };
   }
 
   async findByOutputFile(target: TargetSelector, outputFile: string): Promise<Run | undefined> {
