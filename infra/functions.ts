@@ -13,9 +13,9 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/shared/config.ts';
+import { FailedInvocations } from './failed-invocations.ts';
 import {
   ESM_REQUIRE_BANNER,
   LAMBDA_ENTRIES,
@@ -63,6 +63,8 @@ export class Functions extends Construct {
   readonly signInDomain: cognito.UserPoolDomain;
   readonly adminGroup: cognito.CfnUserPoolGroup;
   readonly handlers: Record<LambdaName, nodejs.NodejsFunction>;
+  /** Where the completion, reconciler and tick functions' failed invocations go, alarmed. */
+  readonly failedInvocations: FailedInvocations;
   private webClient?: cognito.UserPoolClient;
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
@@ -296,15 +298,34 @@ export class Functions extends Construct {
     };
     stage.defaultRouteSettings = { throttlingBurstLimit: 50, throttlingRateLimit: 25 };
 
+    // ---- asynchronous invocations: retries, then a record in the failed-invocations queue ----
+    // EventBridge (completion, reconciler) and EventBridge Scheduler (tick) invoke these functions asynchronously.
+    // Two layers of retry, for two kinds of failure:
+    // - delivery, the service putting the event into Lambda's queue (refused invoke, missing permission, throttled
+    //   Invoke API): the rule target's or the schedule's own RetryPolicy and dead-letter queue;
+    // - execution, the function throwing or timing out: Lambda's async retry, set by each EventInvokeConfig below.
+    // A failed execution never reaches a target's dead-letter queue, and a delivery failure never reaches Lambda's.
+    // Both kinds land in the one queue below, whose alarm fires on the first message. Maximum event ages are
+    // counted by each layer from when it got the event, and each layer's age fits what the event is still good for.
+    this.failedInvocations = new FailedInvocations(this, 'FailedInvocations');
+    const failed = this.failedInvocations;
+    // The api function has none: API Gateway invokes it synchronously, and the caller sees its error.
+    // Completion: an hour, as for its delivery. SSM sends the event when the command has ended, and a run's deadline
+    // is only the settle margin (minutes) after its command's last possible end: an hour later the reconciler has
+    // asked SSM itself and settled the run, and the event has nothing left to tell.
+    failed.configure(completion, { maxEventAge: Duration.hours(1) });
+    // Reconciler: 5 minutes. Each pass sweeps every RUNNING run and a new one starts every minute, so a pass that
+    // could not start within 5 minutes is superseded; the 2 quick retries (after about 1 and 2 more minutes) fit.
+    failed.configure(reconciler, { maxEventAge: Duration.minutes(5) });
+    // Tick: 10 minutes. Room for both retries of a failing tick, or one retry after a 5-minute timeout; later, the
+    // rule's next firing (every 5 minutes at the shortest by default) has usually been claimed, and an older firing
+    // then fires nothing anyway. A firing given up here is recorded in the queue, not repeated.
+    failed.configure(tick, { maxEventAge: Duration.minutes(10) });
+    // Tick delivery is the schedules' business: the API writes each schedule with RetryPolicy 10 attempts within
+    // an hour and no DeadLetterConfig (functions/adapters/aws/eventbridge-rule-scheduler.ts), so an invocation that
+    // Scheduler gives up on is dropped: Rules alarms on the group's InvocationDroppedCount instead.
+
     // ---- completion: SSM status changes of our document only ----
-    const deadLetters = new sqs.Queue(this, 'CompletionDeadLetters', {
-      enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      retentionPeriod: Duration.days(14),
-    });
-    acknowledge(deadLetters, {
-      'AwsSolutions-SQS3': 'This queue is itself the dead-letter queue of the completion events.',
-    });
     new events.Rule(this, 'CommandStatusChanges', {
       description: "Status changes of the profiler's SSM commands, to the completion function",
       eventPattern: {
@@ -314,10 +335,11 @@ export class Functions extends Construct {
       },
       targets: [
         new targets.LambdaFunction(completion, {
-          // An output object not in S3 yet fails the invocation: EventBridge retries; the reconciler is the backstop.
+          // Delivery only (see above): an output object not in S3 yet makes the function throw, which Lambda
+          // retries (EventInvokeConfig); the reconciler is the backstop.
           retryAttempts: 8,
           maxEventAge: Duration.hours(1),
-          deadLetterQueue: deadLetters,
+          deadLetterQueue: failed.queue,
         }),
       ],
     });
@@ -326,7 +348,14 @@ export class Functions extends Construct {
     new events.Rule(this, 'ReconcileSchedule', {
       description: 'Settles profiling runs whose completion never came',
       schedule: events.Schedule.rate(Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(reconciler)],
+      targets: [
+        new targets.LambdaFunction(reconciler, {
+          // Delivery only, and as short-lived as the pass itself (EventBridge's default keeps trying for a day).
+          retryAttempts: 2,
+          maxEventAge: Duration.minutes(5),
+          deadLetterQueue: failed.queue,
+        }),
+      ],
     });
   }
 

@@ -1,4 +1,5 @@
-import { Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
@@ -10,6 +11,8 @@ import { Construct } from 'constructs';
 export class Rules extends Construct {
   readonly scheduleGroup: scheduler.CfnScheduleGroup;
   readonly schedulerRole: iam.Role;
+  /** In alarm when Scheduler gave up invoking the tick function for one of the group's schedules. */
+  readonly droppedFirings: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -20,6 +23,28 @@ export class Rules extends Construct {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
+    });
+    // The schedules are written by the API at run time, with a retry policy for delivering the invocation but no
+    // dead-letter queue, so a firing Scheduler could not deliver leaves only this metric behind. (A firing that
+    // was delivered and then failed in the function goes to the failed-invocations queue: see Functions.)
+    this.droppedFirings = new cloudwatch.Alarm(this, 'DroppedFirings', {
+      alarmDescription:
+        "EventBridge Scheduler gave up invoking the rule tick function for one of the profiler's schedules after " +
+        'its retries: that firing of the rule did not happen. Check that the tick function exists and that the ' +
+        "scheduler role may invoke it (the schedule group's TargetErrorCount and the schedule's target), then " +
+        'start the firing by hand if it matters.',
+      metric: new cloudwatch.Metric({
+        namespace: 'AWS/Scheduler',
+        metricName: 'InvocationDroppedCount',
+        dimensionsMap: { ScheduleGroup: this.scheduleGroup.ref },
+        statistic: cloudwatch.Stats.SUM,
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // Scheduler publishes the metric only when something was dropped.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
 }

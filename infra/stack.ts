@@ -78,6 +78,10 @@ export class FlinkFleetProfilerStack extends Stack {
       description: 'Attach to the instance role of every Flink node',
     });
     new CfnOutput(this, 'AgentDocumentName', { value: this.nodeSide.documentName });
+    new CfnOutput(this, 'FailedInvocationsQueueUrl', {
+      value: this.functions.failedInvocations.queue.queueUrl,
+      description: 'Failed asynchronous invocations and undeliverable events, alarmed (see infra/README.md)',
+    });
     new CfnOutput(this, 'UserPoolId', { value: this.functions.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: this.webClient.userPoolClientId });
     new CfnOutput(this, 'SignInUrl', {
