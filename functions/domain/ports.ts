@@ -31,13 +31,19 @@ export interface RunPage {
   nextToken?: string;
 }
 
+export type InsertResult =
+  | { inserted: true }
+  | { inserted: false; runningRunId: string }
+  | { inserted: false; existing: Run };
+
 /** Keeps runs. Every state change is a conditional write, so concurrent writers never lose an update. */
 export interface RunStore {
   /**
    * Stores a new RUNNING run unless its target already has one: then it stores nothing and returns the
-   * id of the run that holds the target. The check and the write are one atomic operation.
+   * id of the run that holds the target. The check and the write are one atomic operation. A run whose id is
+   * stored already (an earlier try of the same rule firing) is not stored again: the stored one is returned.
    */
-  insertRunning(run: Run): Promise<{ inserted: true } | { inserted: false; runningRunId: string }>;
+  insertRunning(run: Run): Promise<InsertResult>;
   get(id: string): Promise<Run | undefined>;
   /** Records the dispatched command of a run. */
   setCommandId(id: string, commandId: string): Promise<void>;

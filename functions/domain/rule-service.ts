@@ -252,9 +252,19 @@ export class RuleService {
       firedAt,
       nextFireAt,
     });
-    if (!claimed) return { ruleId, fired: false, reason: `already fired for ${new Date(scheduledAt).toISOString()}` };
+    let claimedAt = firedAt;
+    if (!claimed) {
+      // Claimed by an earlier try that never recorded what it did (it died, or is still at it): this try finishes
+      // the job. The runs' ids derive from the rule, the scheduled time and the target, so none is made twice.
+      const latest = await this.deps.rules.get(ruleId);
+      const unfinished =
+        latest?.lastScheduledAt === scheduledAt && latest.lastFiring?.scheduledAt !== scheduledAt && latest.lastFiredAt;
+      if (!unfinished)
+        return { ruleId, fired: false, reason: `already fired for ${new Date(scheduledAt).toISOString()}` };
+      claimedAt = unfinished;
+    }
 
-    const firing = await this.startRuns(rule, firedAt, scheduledAt);
+    const firing = await this.startRuns(rule, claimedAt, scheduledAt);
     await this.deps.rules.recordFiring(ruleId, firing);
     this.deps.log.info('rule fired', {
       ruleId,
@@ -309,6 +319,7 @@ export class RuleService {
         mode: rule.mode,
         duration: rule.duration,
         ruleId: rule.id,
+        idempotencyKey: `rule:${rule.id}@${scheduledAt}`,
       });
       return firing(result);
     } catch (error) {

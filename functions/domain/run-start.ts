@@ -37,6 +37,12 @@ export interface StartRunCommand extends ProfileCommand {
 export interface StartRunsCommand extends ProfileCommand {
   role: Role;
   nodes?: readonly string[];
+  /**
+   * Makes the fan-out safe to repeat (a rule firing is delivered at least once): the group's and each run's ids
+   * derive from this key and the target, so a second try finds the runs of the first instead of doubling them,
+   * and sends those the first try did not get to.
+   */
+  idempotencyKey?: string;
 }
 
 /** A target a fan-out did not start a run on, and why. */
@@ -89,9 +95,12 @@ export class RunStarter {
       command.node,
     );
 
-    const run = this.newRun(target, teams, command);
+    const run = this.newRun(target, teams, command, this.deps.newId());
     const insert = await this.deps.runs.insertRunning(run);
-    if (!insert.inserted) throw new ConflictError(busyReason(target, insert.runningRunId));
+    // A random id is never stored already: a refused insert is a busy target.
+    if (!insert.inserted) {
+      throw new ConflictError(busyReason(target, 'runningRunId' in insert ? insert.runningRunId : insert.existing.id));
+    }
     this.auditStart(command.caller, [run]);
     await this.trimHistory(target);
 
@@ -129,17 +138,22 @@ export class RunStarter {
       );
     }
 
-    const groupId = this.deps.newId();
+    const key = command.idempotencyKey;
+    const idOf = async (part: string) => (key === undefined ? this.deps.newId() : derivedId(`${key}|${part}`));
+    const groupId = await idOf('group');
     const inserts = await Promise.all(
       chosen.map(async (node) => {
         const target: Target = { cluster, role, node: node.id };
-        const run = { ...this.newRun(target, teams, command), groupId };
+        const run = { ...this.newRun(target, teams, command, await idOf(`${cluster}|${role}|${node.id}`)), groupId };
         return { run, node, insert: await this.deps.runs.insertRunning(run) };
       }),
     );
     const started: DispatchRequest[] = [];
+    // Runs an earlier try of this fan-out stored: kept as they are, and sent if that try died before sending them.
+    const earlier: DispatchRequest[] = [];
     for (const { run, node, insert } of inserts) {
       if (insert.inserted) started.push({ run, node });
+      else if ('existing' in insert) earlier.push({ run: insert.existing, node });
       else {
         const reason = busyReason(run, insert.runningRunId);
         skipped.push({ node: node.id, role, reason, runningRunId: insert.runningRunId });
@@ -150,10 +164,11 @@ export class RunStarter {
       started.map(({ run }) => run),
     );
     await Promise.all(started.map(({ run }) => this.trimHistory(run)));
-    if (started.length > 0) await this.dispatch(started);
+    const unsent = earlier.filter(({ run }) => run.status === 'RUNNING' && run.commandId === null);
+    if (started.length + unsent.length > 0) await this.dispatch([...started, ...unsent]);
 
     const runs = await Promise.all(
-      started.map(async ({ run }) => this.deps.reader.view((await this.deps.runs.get(run.id)) ?? run)),
+      [...started, ...earlier].map(async ({ run }) => this.deps.reader.view((await this.deps.runs.get(run.id)) ?? run)),
     );
     return { groupId, runs, skipped };
   }
@@ -176,12 +191,12 @@ export class RunStarter {
   }
 
   /** A new RUNNING run of a target, not yet stored; it stays visible to the teams its cluster has now. */
-  private newRun(target: Target, teams: string[], command: ProfileCommand): Run {
+  private newRun(target: Target, teams: string[], command: ProfileCommand, id: string): Run {
     return {
       cluster: target.cluster,
       node: target.node,
       role: target.role,
-      id: this.deps.newId(),
+      id,
       mode: command.mode,
       duration: command.duration,
       status: 'RUNNING',
@@ -221,4 +236,11 @@ export class RunStarter {
     const keys = trimmed.flatMap((run) => (run.artifactKey ? [run.artifactKey] : []));
     if (keys.length > 0) await this.deps.artifacts.delete(keys);
   }
+}
+
+/** A lower-case UUID-shaped id derived from `seed` (SHA-256), so the same seed always names the same run. */
+async function derivedId(seed: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(seed)));
+  const hex = [...digest.slice(0, 16)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }

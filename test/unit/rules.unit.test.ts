@@ -390,14 +390,61 @@ describe('local scheduling across restarts (injected clock, one SQLite file)', (
     expect(await second.rules.fireDue()).toEqual([]);
   });
 
-  it('lets two schedulers on one file fire a due rule once', async () => {
+  it('lets two schedulers on one file fire a due rule once: the same runs, whichever gets there', async () => {
     const file = ruleFile();
     const a = setup({ ruleFile: file });
     const b = setup({ ruleFile: file });
     b.clock.now = a.clock.now;
     await a.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 minute)' });
     const outcomes = (await Promise.all([a.rules.fireDue(), b.rules.fireDue()])).flat();
-    expect(outcomes.filter((o) => o.fired)).toHaveLength(1);
+    // The second may finish what the first claimed (it cannot tell a slow scheduler from a dead one), but the
+    // runs it names are the same ones: their ids derive from the rule, the scheduled time and the target.
+    const runIds = outcomes.flatMap((o) => (o.fired ? [o.firing.runIds.join(',')] : []));
+    expect(runIds.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(runIds).size).toBe(1);
+  });
+
+  it('finishes a firing whose tick died after claiming it, creating each run once', async () => {
+    const s = setup();
+    s.discovery.nodes = [JM, TM];
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)' });
+    const scheduledAt = rule.nextFireAt as number;
+    // The first try dies right after its runs are stored and sent, before it records the firing.
+    const record = vi.spyOn(s.store, 'recordFiring').mockRejectedValueOnce(new Error('the tick was killed'));
+    await expect(s.rules.fireRule(rule.id, { scheduledAt })).rejects.toThrow('the tick was killed');
+    const sent = s.dispatcher.dispatched.length;
+    expect(sent).toBe(1);
+    record.mockRestore();
+
+    // At-least-once delivery tries again: the same run, not a second one, and nothing sent twice.
+    const retried = await s.rules.fireRule(rule.id, { scheduledAt });
+    expect(retried.fired).toBe(true);
+    const runs = (await s.call('GET', `/runs?ruleId=${rule.id}`)).body.runs;
+    expect(runs).toHaveLength(1);
+    expect(retried.fired && retried.firing.runIds).toEqual([runs[0].id]);
+    expect(s.dispatcher.dispatched).toHaveLength(sent);
+    // Once recorded, the firing is done: a third delivery does nothing.
+    expect(await s.rules.fireRule(rule.id, { scheduledAt })).toMatchObject({ fired: false });
+  });
+
+  it('sends the runs a dead tick stored but never sent', async () => {
+    const s = setup();
+    s.discovery.nodes = [JM, TM];
+    const rule = await s.rules.create(LOCAL_CALLER, { ...nightly, schedule: 'rate(1 hour)' });
+    const scheduledAt = rule.nextFireAt as number;
+    // The first try dies between storing its run and sending it: nothing after that point happens.
+    vi.spyOn(s.runs, 'trimTarget').mockRejectedValueOnce(new Error('the tick was killed'));
+    vi.spyOn(s.store, 'recordFiring').mockRejectedValueOnce(new Error('the tick was killed'));
+    await expect(s.rules.fireRule(rule.id, { scheduledAt })).rejects.toThrow('the tick was killed');
+    expect(s.dispatcher.dispatched).toHaveLength(0);
+    vi.restoreAllMocks();
+
+    const retried = await s.rules.fireRule(rule.id, { scheduledAt });
+    expect(s.dispatcher.dispatched).toHaveLength(1);
+    const runs = (await s.call('GET', `/runs?ruleId=${rule.id}`)).body.runs;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ status: 'RUNNING' });
+    expect(retried.fired && retried.firing.runIds).toEqual([runs[0].id]);
   });
 
   it('the local ticker fires what is due at start, then on each tick, one pass at a time', async () => {

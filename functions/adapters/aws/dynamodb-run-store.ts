@@ -9,7 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '#domain/errors.ts';
-import type { RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
+import type { InsertResult, RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
 import type { Run, Target } from '#domain/run.ts';
 import { RUN_TABLE } from './run-table.ts';
 
@@ -86,7 +86,7 @@ export class DynamoDbRunStore implements RunStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async insertRunning(run: Run): Promise<{ inserted: true } | { inserted: false; runningRunId: string }> {
+  async insertRunning(run: Run): Promise<InsertResult> {
     const item: RunItem = {
       ...run,
       [RUN_TABLE.partitionKey]: runPk(run.id),
@@ -115,6 +115,11 @@ export class DynamoDbRunStore implements RunStore {
       );
       return { inserted: true };
     } catch (error) {
+      // The run item exists: an earlier try of the same rule firing stored it (its id is derived, not random).
+      if (isConditionFailure(error, 1)) {
+        const existing = await this.get(run.id);
+        if (existing) return { inserted: false, existing };
+      }
       if (!isConditionFailure(error, 0)) throw error;
       const lock = await this.client.send(
         new GetCommand({ TableName: this.tableName, Key: { pk: lockPk(run), sk: LOCK_SK }, ConsistentRead: true }),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ValidationError } from '#domain/errors.ts';
-import type { RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
+import type { InsertResult, RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
 import type { Run, Target } from '#domain/run.ts';
 
 interface RunRow {
@@ -192,7 +192,7 @@ export class SqliteRunStore implements RunStore {
     this.db.close();
   }
 
-  async insertRunning(run: Run): Promise<{ inserted: true } | { inserted: false; runningRunId: string }> {
+  async insertRunning(run: Run): Promise<InsertResult> {
     const inserted = this.db
       .prepare(
         `INSERT INTO runs (id, cluster, node, role, mode, duration, status, trigger_time, finished_time, message,
@@ -203,6 +203,9 @@ export class SqliteRunStore implements RunStore {
       )
       .run({ ...run, groupId: run.groupId ?? null, teams: run.teams ? JSON.stringify(run.teams) : null });
     if (inserted.changes === 1) return { inserted: true };
+    // Stored already: an earlier try of the same rule firing (its run ids derive from the firing, not chance).
+    const same = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(run.id) as RunRow | undefined;
+    if (same) return { inserted: false, existing: toRun(same) };
     const holder = this.db
       .prepare(`SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ? AND status = 'RUNNING'`)
       .get(run.cluster, run.node, run.role) as { id: string } | undefined;
