@@ -193,6 +193,15 @@ export class Functions extends Construct {
       fn.addToRolePolicy(
         new iam.PolicyStatement({ sid: 'FindFlinkNodes', actions: ['ec2:DescribeInstances'], resources: ['*'] }),
       );
+      // When SSM refuses a batch for one unmanaged node (InvalidInstanceId), the dispatcher asks which ones are
+      // managed, fails those that are not and sends the rest.
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'TellManagedNodes',
+          actions: ['ssm:DescribeInstanceInformation'],
+          resources: ['*'],
+        }),
+      );
     }
     const schedules = stack.formatArn({
       service: 'scheduler',
@@ -224,7 +233,7 @@ export class Functions extends Construct {
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
           'The basic execution role only lets the function write its own logs.',
         'AwsSolutions-IAM5[Resource::*]':
-          'ssm:GetCommandInvocation and ec2:DescribeInstances support no resource-level permissions.',
+          'ssm:GetCommandInvocation, ssm:DescribeInstanceInformation and ec2:DescribeInstances support no resource-level permissions.',
         [`AwsSolutions-IAM5[Resource::<${stackRef(props.table as unknown as Construct)}.Arn>/index/*]`]:
           "The function queries the run table's indexes.",
         [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/profiles/*]`]:

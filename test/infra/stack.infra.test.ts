@@ -92,6 +92,11 @@ describe('the CDK stack', () => {
     expect(statements().some((s) => [s.Action].flat().some((a: string) => a === 'ssm:*' || a === '*'))).toBe(false);
   });
 
+  it('lets the two functions that send commands ask SSM which nodes are managed (a batch with one bad node)', () => {
+    const asks = statements().filter((s) => [s.Action].flat().includes('ssm:DescribeInstanceInformation'));
+    expect(asks).toHaveLength(2);
+  });
+
   it('gives the Flink nodes a policy that writes only the SSM output prefix', () => {
     const [policy] = resourcesOf('AWS::IAM::ManagedPolicy');
     const writes = policy.PolicyDocument.Statement.filter((s: Json) => s.Action === 's3:PutObject');
