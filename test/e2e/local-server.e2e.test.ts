@@ -183,7 +183,8 @@ describe('local mode through the HTTP API', () => {
       runs.push(await waitForRun(s, created.body.id));
     }
     expect(runs.map((r) => r.status)).toEqual(['FINISHED', 'FINISHED', 'FINISHED']);
-    const fileOf = (run: Json) => join(dataDir, 'artifacts', 'profiles', 'local', 'taskmanager', node, run.id, run.outputFile);
+    const fileOf = (run: Json) =>
+      join(dataDir, 'artifacts', 'profiles', 'local', 'taskmanager', node, run.id, run.outputFile);
     expect(runs.map((run) => existsSync(fileOf(run)))).toEqual([false, true, true]);
 
     const history = await request('GET', tmRunsPath(s, node));
