@@ -209,7 +209,10 @@ describe('local configuration', () => {
       linkSecret: undefined,
       asprof: undefined,
       agentTmpDir: undefined,
+      token: undefined,
       settings: {
+        // Local agents start at once: no delivery time in a run's deadline.
+        deliveryTimeoutSeconds: 0,
         maxDurationSeconds: 300,
         historySize: 10,
         graceSeconds: 60,
