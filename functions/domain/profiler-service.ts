@@ -1,5 +1,4 @@
 import type { Caller } from './access.ts';
-import { teamsOf } from './cluster-access.ts';
 import type { RunTimeouts } from './deadline.ts';
 import type { Observation } from './observation.ts';
 import type {
@@ -22,7 +21,6 @@ import { DEFAULT_MAX_DURATION_SECONDS, DEFAULT_MAX_FAN_OUT } from './validation.
 export type { RunView } from './run-read.ts';
 export type { ReconcileScope } from './run-reconcile.ts';
 export type { SkippedTarget, StartRunCommand, StartRunsCommand, StartRunsResult } from './run-start.ts';
-export { teamsOf };
 
 export interface ProfilerSettings {
   /** Largest accepted duration in seconds (Flink: `rest.profiling.duration-max`). */

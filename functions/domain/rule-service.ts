@@ -1,7 +1,8 @@
 import { type Caller, canSee } from './access.ts';
+import { teamsOf, visibleCluster } from './cluster-access.ts';
 import { ConflictError, DomainError, NotFoundError, ValidationError } from './errors.ts';
 import type { Discovery, Logger, RuleScheduler, RuleStore } from './ports.ts';
-import { type ProfilerService, type StartRunsResult, teamsOf } from './profiler-service.ts';
+import type { ProfilerService, StartRunsResult } from './profiler-service.ts';
 import {
   MAX_SKIPPED_RECORDED,
   type Rule,
@@ -205,9 +206,7 @@ export class RuleService {
         `schedule: ${spec.schedule} fires every ${formatSeconds(interval / 1000)}; rules may fire at most every ${formatSeconds(minRuleIntervalSeconds)}`,
       );
     }
-    const nodes = await this.deps.discovery.listNodes(spec.cluster);
-    const teams = teamsOf(nodes ?? []);
-    if (!nodes || !canSee(caller, teams)) throw new NotFoundError(`cluster '${spec.cluster}' not found`);
+    const { nodes, teams } = await visibleCluster(this.deps.discovery, caller, spec.cluster);
     if (spec.team !== null && !teams.includes(spec.team)) {
       throw new ValidationError(
         `cluster: cluster '${spec.cluster}' does not belong to team '${spec.team}' (its teams: ${teams.join(', ') || 'none'}); tag its instances for the team or choose another team`,

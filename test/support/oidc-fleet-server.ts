@@ -9,6 +9,7 @@ import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store
 import { SqliteRuleStore } from '#adapters/local/sqlite-rule-store.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
 import type { Caller } from '#domain/access.ts';
+import { teamsOf } from '#domain/cluster-access.ts';
 import type {
   CommandState,
   Discovery,
@@ -19,7 +20,7 @@ import type {
   Logger,
   RuleScheduler,
 } from '#domain/ports.ts';
-import { DEFAULT_SETTINGS, ProfilerService, teamsOf } from '#domain/profiler-service.ts';
+import { DEFAULT_SETTINGS, ProfilerService } from '#domain/profiler-service.ts';
 import { RuleService } from '#domain/rule-service.ts';
 import { API_BASE_PATH, createApp } from '#http/app.ts';
 import { PAGE_CSP, WebAssets } from '#local/web-assets.ts';
