@@ -11,13 +11,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
 import { ENV } from '#shared/config.ts';
-import {
-  createAgentDocument,
-  createBucket,
-  createRunTable,
-  launchFlinkInstance,
-  TEST_TEAM,
-} from '#test/support/aws-resources.ts';
+import { launchFlinkInstance, provisionFunctionEnvironment, TEST_TEAM } from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
 import { commandStatusEvent, httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
@@ -50,25 +44,18 @@ describe('the AWS path through the Lambda handlers', () => {
   let sendCommandInputs: SendCommandCommandInput[] = [];
 
   beforeAll(async () => {
-    [bucket, table] = await Promise.all([createBucket(), createRunTable()]);
-    documentName = await createAgentDocument();
     [taskManager, jobManager] = await Promise.all([
       launchFlinkInstance('prod', 'taskmanager'),
       launchFlinkInstance('prod', 'jobmanager'),
     ]);
-
-    Object.assign(process.env, {
-      [ENV.table]: table,
-      [ENV.bucket]: bucket,
-      [ENV.documentName]: documentName,
-      [ENV.documentVersion]: '1',
+    ({ bucket, table, documentName } = await provisionFunctionEnvironment({
       [ENV.ssmOutputPrefix]: OUTPUT_PREFIX,
       [ENV.graceSeconds]: '30',
       // The API function writes rules' schedules (test/integ/rules-aws.integ.test.ts drives them).
       [ENV.scheduleGroup]: 'flink-fleet-profiler',
       [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
       [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
-    });
+    }));
     // moto keeps no document version in its command records: watch what SendCommand is really sent.
     sendCommandInputs = recordSendCommands();
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;

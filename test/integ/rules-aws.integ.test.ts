@@ -13,13 +13,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SCHEDULED_TIME, scheduleNameOf } from '#adapters/aws/eventbridge-rule-scheduler.ts';
 import { ENV } from '#shared/config.ts';
-import {
-  createAgentDocument,
-  createBucket,
-  createRunTable,
-  launchFlinkInstance,
-  uniqueName,
-} from '#test/support/aws-resources.ts';
+import { launchFlinkInstance, provisionFunctionEnvironment, uniqueName } from '#test/support/aws-resources.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { repoRoot } from '#test/support/paths.ts';
 import { recordSendCommands } from '#test/support/ssm-agent-stand-in.ts';
@@ -50,17 +44,12 @@ describe('scheduled profiling rules through the Lambda handlers', () => {
   let sendCommandInputs: SendCommandCommandInput[] = [];
 
   beforeAll(async () => {
-    const [table, bucket, documentName] = await Promise.all([createRunTable(), createBucket(), createAgentDocument()]);
     taskManagers = (
       await Promise.all([launchFlinkInstance(cluster, 'taskmanager'), launchFlinkInstance(cluster, 'taskmanager')])
     ).sort();
     await launchFlinkInstance(cluster, 'jobmanager');
     await scheduler.send(new CreateScheduleGroupCommand({ Name: group }));
-    Object.assign(process.env, {
-      [ENV.table]: table,
-      [ENV.bucket]: bucket,
-      [ENV.documentName]: documentName,
-      [ENV.documentVersion]: '1',
+    await provisionFunctionEnvironment({
       [ENV.scheduleGroup]: group,
       [ENV.tickFunctionArn]: TICK_ARN,
       [ENV.schedulerRoleArn]: ROLE_ARN,

@@ -3,13 +3,7 @@ import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from 
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SCHEDULED_TIME, scheduleNameOf } from '#adapters/aws/eventbridge-rule-scheduler.ts';
 import { ENV } from '#shared/config.ts';
-import {
-  createAgentDocument,
-  createBucket,
-  createRunTable,
-  launchFlinkInstance,
-  uniqueName,
-} from '#test/support/aws-resources.ts';
+import { launchFlinkInstance, provisionFunctionEnvironment, uniqueName } from '#test/support/aws-resources.ts';
 import { httpApiEvent, lambdaContext, userClaims } from '#test/support/lambda-events.ts';
 import { recordSendCommands } from '#test/support/ssm-agent-stand-in.ts';
 
@@ -49,7 +43,6 @@ describe('teams through the Lambda handlers', () => {
   let betaTaskManager: string;
 
   beforeAll(async () => {
-    const [table, bucket, documentName] = await Promise.all([createRunTable(), createBucket(), createAgentDocument()]);
     alphaTaskManagers = await Promise.all([
       launchFlinkInstance(alpha, 'taskmanager', 'team-a'),
       launchFlinkInstance(alpha, 'taskmanager', 'team-a'),
@@ -62,11 +55,7 @@ describe('teams through the Lambda handlers', () => {
     await launchFlinkInstance(shared, 'taskmanager', 'team-b,  ops');
     await Promise.all(Array.from({ length: MAX_FAN_OUT + 1 }, () => launchFlinkInstance(big, 'taskmanager', 'team-a')));
     await scheduler.send(new CreateScheduleGroupCommand({ Name: group }));
-    Object.assign(process.env, {
-      [ENV.table]: table,
-      [ENV.bucket]: bucket,
-      [ENV.documentName]: documentName,
-      [ENV.documentVersion]: '1',
+    await provisionFunctionEnvironment({
       [ENV.scheduleGroup]: group,
       [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:flink-profiler-rule-tick',
       [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/flink-profiler-rule-scheduler',

@@ -4,6 +4,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { RUN_TABLE } from '#adapters/aws/run-table.ts';
 import { loadAgentDocument } from '#node-agent/ssm-document.ts';
+import { ENV } from '#shared/config.ts';
 
 let counter = 0;
 /** A name no other test uses, within the rules of S3 and DynamoDB. */
@@ -95,4 +96,23 @@ export async function launchFlinkInstance(
   );
   client.destroy();
   return Instances?.[0]?.InstanceId as string;
+}
+
+/**
+ * What every Lambda function needs, made as the stack makes it: the run table, the artifact bucket and our SSM
+ * document (version 1), named in the functions' environment together with `extra`. Call it before importing a
+ * handler: the functions read their configuration once, at cold start.
+ */
+export async function provisionFunctionEnvironment(
+  extra: Record<string, string> = {},
+): Promise<{ table: string; bucket: string; documentName: string }> {
+  const [table, bucket, documentName] = await Promise.all([createRunTable(), createBucket(), createAgentDocument()]);
+  Object.assign(process.env, {
+    [ENV.table]: table,
+    [ENV.bucket]: bucket,
+    [ENV.documentName]: documentName,
+    [ENV.documentVersion]: '1',
+    ...extra,
+  });
+  return { table, bucket, documentName };
 }
