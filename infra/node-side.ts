@@ -4,7 +4,6 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { parse } from 'yaml';
 import { loadAgentDocument } from '../functions/node-agent/ssm-document.ts';
 import { acknowledge } from './nag.ts';
 
@@ -14,7 +13,7 @@ export interface NodeSideProps {
 }
 
 /**
- * What the Flink nodes need: our SSM Command document, created from the same file local mode runs, and a
+ * What the Flink nodes need: our SSM Command document, built from the same files local mode runs, and a
  * managed policy for the nodes' instance roles that lets the SSM agent write command output, nothing more.
  */
 export class NodeSide extends Construct {
@@ -26,13 +25,14 @@ export class NodeSide extends Construct {
 
   constructor(scope: Construct, id: string, props: NodeSideProps) {
     super(scope, id);
-    const { text } = loadAgentDocument();
+    // The document as built from the YAML file and the agent script file: the script is deployed as its file's lines.
+    const { text, content } = loadAgentDocument();
     this.documentName = `FlinkFleetProfiler-Agent-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
     this.document = new ssm.CfnDocument(this, 'AgentDocument', {
       name: this.documentName,
       documentType: 'Command',
       documentFormat: 'YAML',
-      content: parse(text),
+      content,
     });
 
     this.nodePolicy = new iam.ManagedPolicy(this, 'NodePolicy', {

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 
-/** Our SSM Command document, the one source of the node agent (the CDK stack deploys this file as it is). */
+/** Our SSM Command document without its script: parameters, the one step, its timeout. */
 export const AGENT_DOCUMENT_FILE = new URL('./flink-profiler.ssm.yaml', import.meta.url);
+/** The node agent script, the step's runCommand (one element a line), as the SSM agent and local mode run it. */
+export const AGENT_SCRIPT_FILE = new URL('./flink-profiler-agent.sh', import.meta.url);
 
 const parameterSchema = z.object({
   type: z.literal('String'),
@@ -31,10 +33,29 @@ const documentSchema = z.object({
 
 export type AgentDocument = z.infer<typeof documentSchema>;
 
-/** Reads and checks the document file; throws when it is not the shape this code relies on. */
-export function loadAgentDocument(): { text: string; document: AgentDocument } {
-  const text = readFileSync(AGENT_DOCUMENT_FILE, 'utf8');
-  return { text, document: documentSchema.parse(parse(text)) };
+/** The script file's lines, as SSM's runCommand holds them (the SSM agent joins them with newlines). */
+export function agentScriptLines(): string[] {
+  const lines = readFileSync(AGENT_SCRIPT_FILE, 'utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines;
+}
+
+/**
+ * Builds the document from the YAML file and the script file, and checks it; throws when it is not the shape
+ * this code relies on. `content` is the document as deployed (every key of the YAML file), `text` the same as
+ * YAML, `document` the part this code reads.
+ */
+export function loadAgentDocument(): { text: string; document: AgentDocument; content: Record<string, unknown> } {
+  const content = parse(readFileSync(AGENT_DOCUMENT_FILE, 'utf8'));
+  const inputs = content?.mainSteps?.[0]?.inputs;
+  if (inputs === null || typeof inputs !== 'object')
+    throw new Error(`${AGENT_DOCUMENT_FILE.pathname}: its step has no inputs`);
+  // The script lives in its own file only: a runCommand in the YAML would be a second, silently replaced copy.
+  if ('runCommand' in inputs)
+    throw new Error(`${AGENT_DOCUMENT_FILE.pathname}: runCommand comes from ${AGENT_SCRIPT_FILE.pathname}`);
+  inputs.runCommand = agentScriptLines();
+  // lineWidth 0: no folding, each script line stays one YAML line.
+  return { text: stringify(content, { lineWidth: 0 }), document: documentSchema.parse(content), content };
 }
 
 /** The document's one step: its name (SSM names the S3 output objects after it) and its script. */

@@ -61,12 +61,21 @@ describe('the CDK stack', () => {
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::s3:\*\]/);
   });
 
-  it('creates our SSM document from the same file local mode runs, with typed parameters', () => {
+  it('creates our SSM document from the same files local mode runs, with typed parameters', () => {
     const [document] = resourcesOf('AWS::SSM::Document');
     const source = parse(
       readFileSync(new URL('../../functions/node-agent/flink-profiler.ssm.yaml', import.meta.url), 'utf8'),
     );
+    const scriptLines = readFileSync(
+      new URL('../../functions/node-agent/flink-profiler-agent.sh', import.meta.url),
+      'utf8',
+    )
+      .replace(/\n$/, '')
+      .split('\n');
     expect(document).toMatchObject({ DocumentType: 'Command', DocumentFormat: 'YAML' });
+    // The step runs the agent script file as deployed, one runCommand element a line; the rest is the YAML file.
+    expect(document.Content.mainSteps[0].inputs.runCommand).toEqual(scriptLines);
+    source.mainSteps[0].inputs.runCommand = scriptLines;
     expect(document.Content).toEqual(source);
     for (const [name, parameter] of Object.entries(document.Content.parameters as Record<string, Json>)) {
       expect(parameter.allowedPattern ?? parameter.allowedValues, name).toBeDefined();

@@ -1,12 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { LocalDispatcher } from '#adapters/local/local-dispatcher.ts';
 import type { Run } from '#domain/run.ts';
 import { AGENT_STEP_NAME, agentParameters, EXECUTION_MARGIN_SECONDS } from '#node-agent/agent-parameters.ts';
 import {
+  AGENT_DOCUMENT_FILE,
+  AGENT_SCRIPT_FILE,
   agentStep,
   checkParameters,
   DocumentParameterError,
@@ -16,7 +19,7 @@ import {
 } from '#node-agent/ssm-document.ts';
 import { silentLog, TM } from '#test/support/unit-fakes.ts';
 
-const { document } = loadAgentDocument();
+const { document, text } = loadAgentDocument();
 const valid = {
   runId: 'run-1',
   role: 'taskmanager',
@@ -96,6 +99,20 @@ describe('our SSM Command document', () => {
     const parameters = checkParameters(document, agentParameters(run, crypto.randomUUID()));
     expect(stepTimeoutSeconds(document, parameters)).toBe(3600 + EXECUTION_MARGIN_SECONDS);
     expect(parameters.pid).toBe('');
+  });
+
+  it('runs the agent script file as it is: runCommand holds its lines, and the deployed text holds the same', () => {
+    const file = readFileSync(AGENT_SCRIPT_FILE, 'utf8');
+    expect(file.endsWith('\n')).toBe(true);
+    const lines = file.slice(0, -1).split('\n');
+    expect(lines[0]).toBe('#!/usr/bin/env bash');
+    expect(document.mainSteps[0]?.inputs.runCommand).toEqual(lines);
+    expect(parse(text).mainSteps[0].inputs.runCommand).toEqual(lines);
+    expect(agentStep(document).script).toBe(lines.join('\n'));
+  });
+
+  it('keeps the script out of the YAML file: its step has no runCommand of its own', () => {
+    expect(parse(readFileSync(AGENT_DOCUMENT_FILE, 'utf8')).mainSteps[0].inputs).not.toHaveProperty('runCommand');
   });
 
   it('holds a script that bash can parse', () => {

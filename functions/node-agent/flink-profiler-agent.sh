@@ -1,0 +1,551 @@
+#!/usr/bin/env bash
+# The SSM agent runs this step as a script file, possibly with sh (dash on Debian and Ubuntu): re-run it with bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# Flink Fleet Profiler node agent: profiles one Flink JobManager or TaskManager JVM on this node with
+# async-profiler and prints the HTML flame graph (gzip + base64) on stdout.
+#
+# Runs as root, as the script of the profiler's SSM Command document (locally: as a child process).
+# Inputs come only from environment variables, never from arguments or shell text:
+#   SSM_runId     run id, ^[A-Za-z0-9][A-Za-z0-9-]{0,63}$ (names the output file)
+#   SSM_role      jobmanager | taskmanager
+#   SSM_mode      CPU | ALLOC | LOCK | WALL | ITIMER
+#   SSM_duration  seconds, 1..3600
+#   SSM_pid       optional: the JVM to profile (else the single Flink JVM of that role on this node)
+#   ASPROF                  optional path to asprof (else `asprof` on PATH, else /usr/local/bin/asprof or
+#                           /opt/async-profiler/bin/asprof: SSM may run the script with a PATH without them)
+#   FLINK_PROFILER_TMPDIR   optional base of the scratch directory (else ${TMPDIR:-/tmp})
+#
+# Output protocol on stdout (everything else goes to stderr):
+#   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> message=Profiling Successful[ (<note>)]
+#   -----BEGIN FLINK PROFILE-----
+#   <base64 of the gzipped HTML, 76 characters a line>
+#   -----END FLINK PROFILE-----
+# (mode is the mode really profiled: a CPU run retried in ITIMER says mode=ITIMER and notes why in the message)
+# or the single line
+#   FLINK_PROFILER_RESULT status=FAILED pid=<pid|-> mode=<MODE|-> message=<one line>
+# with exit code 2 bad input, 3 asprof missing, 4 JVM not found / ambiguous / not a JVM, 5 start failed,
+# 6 process exited during profiling, 7 stop or output failed (128+N when killed by signal N).
+#
+# Portable to bash 4.2 (Amazon Linux 2): no mapfile -d, no EPOCHREALTIME, no empty "${array[@]}" under set -u.
+
+# shellcheck disable=SC2317 # the trap handlers below are only called indirectly
+set -euo pipefail
+export LC_ALL=C
+umask 077
+
+# ---- BEGIN FLINK MAIN CLASSES (kept equal to the TypeScript list by a unit test) ----
+JOBMANAGER_MAIN_CLASSES=(
+  org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint
+  org.apache.flink.container.entrypoint.StandaloneApplicationClusterEntryPoint
+  org.apache.flink.yarn.entrypoint.YarnSessionClusterEntrypoint
+  org.apache.flink.yarn.entrypoint.YarnJobClusterEntrypoint
+  org.apache.flink.yarn.entrypoint.YarnApplicationClusterEntryPoint
+  org.apache.flink.kubernetes.entrypoint.KubernetesSessionClusterEntrypoint
+  org.apache.flink.kubernetes.entrypoint.KubernetesApplicationClusterEntrypoint
+)
+TASKMANAGER_MAIN_CLASSES=(
+  org.apache.flink.runtime.taskexecutor.TaskManagerRunner
+  org.apache.flink.yarn.YarnTaskExecutorRunner
+  org.apache.flink.kubernetes.taskmanager.KubernetesTaskExecutorRunner
+)
+# ---- END FLINK MAIN CLASSES ----
+
+readonly EXIT_BAD_INPUT=2 EXIT_NO_ASPROF=3 EXIT_NO_JVM=4 EXIT_START_FAILED=5 EXIT_PROCESS_EXITED=6 EXIT_STOP_FAILED=7
+readonly ASPROF_TIMEOUT=60   # seconds one asprof call may take (attach included)
+readonly FINISH_TIMEOUT=30   # seconds after the duration for the JVM to write the flame graph
+
+# Only the result protocol goes to the real stdout (fd 3); stray output of any command lands on stderr.
+exec 3>&1 1>&2
+
+result_pid='-'
+result_mode='-'
+result_sent=0
+scratch_dir=''
+asprof=''
+pid=''
+jvm_start_time=''
+start_attempted=0
+start_failed=0
+profile_done=0
+sleep_pid=''
+
+log() { printf '%s flink-profiler: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# Prints the FAILED line (once) and exits with the given code.
+fail() {
+  local code=$1 message=$2
+  if [[ $result_sent == 0 ]]; then
+    result_sent=1
+    message=${message//[[:cntrl:]]/ }
+    printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" "$message" >&3
+    log "FAILED: $message"
+  fi
+  exit "$code"
+}
+
+# Echoes untrusted input back only as a short string of harmless characters.
+shown() {
+  local v=${1:0:40}
+  printf '%s' "${v//[^A-Za-z0-9._:\/ -]/?}"
+}
+
+nap() {
+  sleep "$1" 3>&- &
+  sleep_pid=$!
+  wait "$sleep_pid" || true
+  sleep_pid=''
+}
+
+# Runs asprof with a time limit; sets asprof_out (stdout + stderr) and asprof_rc.
+run_asprof() {
+  asprof_rc=0
+  asprof_out=$(timeout -k 5 "$ASPROF_TIMEOUT" "$asprof" "$@" 2>&1 3>&-) || asprof_rc=$?
+}
+
+cleanup() {
+  if [[ -n $sleep_pid ]]; then kill "$sleep_pid" 2>/dev/null || true; fi
+  if [[ -n $scratch_dir ]]; then rm -rf -- "$scratch_dir" || true; fi
+}
+
+on_exit() {
+  local rc=$?
+  cleanup
+  if [[ $result_sent == 0 ]]; then
+    # An unexpected error (set -e): still answer with exactly one result line.
+    [[ $rc != 0 ]] || rc=1
+    result_sent=1
+    printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" \
+      "Node agent failed unexpectedly (exit code $rc); see its stderr" >&3
+  fi
+  exit "$rc"
+}
+
+on_signal() {
+  local name=$1 code=$2
+  trap - TERM INT HUP
+  if [[ $start_attempted == 1 && $start_failed == 0 && $profile_done == 0 ]] && jvm_alive; then
+    # Without this the profiler would keep sampling in the JVM until its --timeout.
+    log "received SIG$name: stopping the profiler in process $pid"
+    timeout -k 2 10 "$asprof" stop "$pid" >/dev/null 2>&1 3>&- || true
+  fi
+  fail "$code" "Profiling was cancelled (SIG$name)"
+}
+
+trap on_exit EXIT
+trap 'on_signal TERM 143' TERM
+trap 'on_signal INT 130' INT
+trap 'on_signal HUP 129' HUP
+
+# ---- Inputs ----------------------------------------------------------------------------------------
+
+run_id=${SSM_runId-}
+role=${SSM_role-}
+mode=${SSM_mode-}
+duration_in=${SSM_duration-}
+pid_in=${SSM_pid-}
+
+case $mode in
+  CPU | ALLOC | LOCK | WALL | ITIMER) result_mode=$mode ;;
+  *) fail $EXIT_BAD_INPUT "Invalid mode '$(shown "$mode")': use one of CPU, ALLOC, LOCK, WALL, ITIMER" ;;
+esac
+if [[ -n $pid_in ]]; then
+  if [[ ! $pid_in =~ ^[0-9]{1,10}$ ]] || ((10#$pid_in < 1 || 10#$pid_in > 4194304)); then
+    fail $EXIT_BAD_INPUT "Invalid pid '$(shown "$pid_in")': use a process id (digits only) or leave it empty"
+  fi
+  pid=$((10#$pid_in))
+  result_pid=$pid
+fi
+if [[ ! $run_id =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,63}$ ]]; then
+  fail $EXIT_BAD_INPUT "Invalid run id '$(shown "$run_id")': use 1 to 64 letters, digits or dashes, starting with a letter or digit"
+fi
+case $role in
+  jobmanager)
+    role_label=JobManager
+    main_classes=("${JOBMANAGER_MAIN_CLASSES[@]}")
+    ;;
+  taskmanager)
+    role_label=TaskManager
+    main_classes=("${TASKMANAGER_MAIN_CLASSES[@]}")
+    ;;
+  *) fail $EXIT_BAD_INPUT "Invalid role '$(shown "$role")': use jobmanager or taskmanager" ;;
+esac
+if [[ ! $duration_in =~ ^[0-9]{1,4}$ ]] || ((10#$duration_in < 1 || 10#$duration_in > 3600)); then
+  fail $EXIT_BAD_INPUT "Invalid duration '$(shown "$duration_in")': use whole seconds from 1 to 3600"
+fi
+duration=$((10#$duration_in))
+event=${mode,,}
+# CPU asks for perf events by name. async-profiler 4.x's `cpu` silently falls back to ctimer (or even wall clock) where
+# the JVM's user may not open perf events, and the run would still say CPU; `cpu-clock` is the same perf event (with
+# kernel frames where allowed, user frames only under perf_event_paranoid=2) but fails instead, and the run is then
+# retried in ITIMER and says so.
+[[ $mode != CPU ]] || event=cpu-clock
+success_message='Profiling Successful'
+
+tmp_base=${FLINK_PROFILER_TMPDIR:-${TMPDIR:-/tmp}}
+if [[ $tmp_base != /* || ! -d $tmp_base ]]; then
+  fail $EXIT_BAD_INPUT "Scratch base directory '$(shown "$tmp_base")' (FLINK_PROFILER_TMPDIR or TMPDIR) is not an absolute path to a directory"
+fi
+
+# ---- asprof ----------------------------------------------------------------------------------------
+
+readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin/asprof)
+install_hint='Install an async-profiler release on this node (its bin/asprof and lib/libasyncProfiler.so must stay side by side), then put bin/asprof on root'"'"'s PATH (for example: ln -s /opt/async-profiler/bin/asprof /usr/local/bin/asprof) or set ASPROF to its path.'
+if [[ -n ${ASPROF-} ]]; then
+  asprof=$ASPROF
+  if [[ ! -f $asprof || ! -x $asprof ]]; then
+    fail $EXIT_NO_ASPROF "async-profiler not found: ASPROF=$(shown "$asprof") is not an executable file. $install_hint"
+  fi
+else
+  asprof=$(command -v asprof || true)
+  if [[ $asprof != /* ]]; then
+    # SSM's PATH for root may lack /usr/local/bin: also look where the README installs async-profiler.
+    asprof=''
+    for candidate in "${ASPROF_DEFAULT_LOCATIONS[@]}"; do
+      if [[ -f $candidate && -x $candidate ]]; then
+        asprof=$candidate
+        break
+      fi
+    done
+  fi
+  if [[ -z $asprof ]]; then
+    fail $EXIT_NO_ASPROF "async-profiler not found: no asprof on PATH or at ${ASPROF_DEFAULT_LOCATIONS[*]}, and ASPROF is not set. $install_hint"
+  fi
+fi
+asprof_real=$(readlink -f -- "$asprof")
+asprof_lib=${asprof_real%/*}/../lib/libasyncProfiler.so
+if [[ ! -f $asprof_lib ]]; then
+  fail $EXIT_NO_ASPROF "async-profiler is incomplete: $asprof has no lib/libasyncProfiler.so next to its bin directory. $install_hint"
+fi
+asprof_lib=$(readlink -f -- "$asprof_lib")
+
+# ---- Finding the JVM -------------------------------------------------------------------------------
+
+# Sets proc_role (jobmanager|taskmanager|'') and proc_class from /proc/$1/cmdline: an argument exactly
+# equal to one of the Flink main classes. Returns 1 when the process cannot be read (gone, other user).
+classify_process() {
+  proc_role='' proc_class=''
+  local arg c
+  [[ -r /proc/$1/cmdline ]] || return 1
+  while IFS= read -r -d '' arg; do
+    [[ $arg == org.apache.flink.* ]] || continue
+    for c in "${JOBMANAGER_MAIN_CLASSES[@]}"; do
+      if [[ $arg == "$c" ]]; then proc_role=jobmanager proc_class=$c && return 0; fi
+    done
+    for c in "${TASKMANAGER_MAIN_CLASSES[@]}"; do
+      if [[ $arg == "$c" ]]; then proc_role=taskmanager proc_class=$c && return 0; fi
+    done
+  done 2>/dev/null <"/proc/$1/cmdline" || true
+  return 0
+}
+
+# Whether /proc/$1/maps shows libjvm.so. Returns 2 when the maps cannot be read.
+is_jvm() {
+  grep -qs -e "/libjvm\.so" "/proc/$1/maps"
+}
+
+# Prints field 22 (start time) of /proc/$1/stat; fails for a gone or zombie process.
+proc_start_time() {
+  local stat
+  local -a fields
+  IFS= read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  # Field 2 (comm) is in parentheses and may hold spaces: split after the last ')'.
+  read -r -a fields <<<"${stat##*) }"
+  [[ ${#fields[@]} -ge 20 && ${fields[0]} != Z && ${fields[0]} != X ]] || return 1
+  printf '%s' "${fields[19]}"
+}
+
+# Same process as the one we started to profile: same pid and same start time (pids get reused).
+jvm_alive() {
+  local now
+  [[ -n $pid && -n $jvm_start_time ]] || return 1
+  now=$(proc_start_time "$pid") || return 1
+  [[ $now == "$jvm_start_time" ]]
+}
+
+describe_process() {
+  local comm='?' line=''
+  IFS= read -r comm 2>/dev/null <"/proc/$1/comm" || true
+  line=$(tr "\\0" " " 2>/dev/null <"/proc/$1/cmdline") || true
+  line=${line% }
+  ((${#line} <= 100)) || line="${line:0:100}..."
+  printf '%s (%s)' "$(shown "$comm")" "${line//[^[:print:]]/?}"
+}
+
+role_label_of() { if [[ $1 == jobmanager ]]; then printf 'JobManager'; else printf 'TaskManager'; fi; }
+
+if [[ -n $pid ]]; then
+  if [[ ! -d /proc/$pid ]] || ! proc_start_time "$pid" >/dev/null; then
+    fail $EXIT_NO_JVM "Process $pid not found on this node"
+  fi
+  # /proc also answers for thread ids, which are not listed there.
+  tgid=$(sed -n 's/^Tgid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null) || tgid=''
+  if [[ -n $tgid && $tgid != "$pid" ]]; then
+    fail $EXIT_NO_JVM "$pid is a thread id of process $tgid, not a process id: pass $tgid"
+  fi
+  jvm_rc=0
+  is_jvm "$pid" || jvm_rc=$?
+  if [[ $jvm_rc == 2 ]]; then
+    fail $EXIT_NO_JVM "Cannot read /proc/$pid/maps to check that process $pid is a JVM: run the node agent as root"
+  elif [[ $jvm_rc != 0 ]]; then
+    # Never attach here: the attach handshake sends SIGQUIT, which kills a process that is not a JVM.
+    fail $EXIT_NO_JVM "Process $pid is not a Java process (no libjvm.so in its memory maps): $(describe_process "$pid"). Refusing to attach, which would kill it"
+  fi
+  classify_process "$pid" || fail $EXIT_NO_JVM "Cannot read the command line of process $pid: run the node agent as root"
+  if [[ $proc_role != "$role" ]]; then
+    if [[ -n $proc_role ]]; then
+      what="a Flink $(role_label_of "$proc_role") ($proc_class)"
+    else
+      what="a Java process that is not a Flink JobManager or TaskManager: $(describe_process "$pid")"
+    fi
+    fail $EXIT_NO_JVM "Process $pid is not a Flink $role_label: it is $what"
+  fi
+else
+  candidates=()
+  not_jvms=()
+  unreadable=()
+  for proc_dir in /proc/[0-9]*; do
+    p=${proc_dir#/proc/}
+    [[ $p != "$$" && $p != "$BASHPID" ]] || continue
+    classify_process "$p" || continue
+    [[ $proc_role == "$role" ]] || continue
+    # Wrappers (sudo, timeout, a JVM still starting) carry the class name too: only a JVM counts.
+    jvm_rc=0
+    is_jvm "$p" || jvm_rc=$?
+    if [[ $jvm_rc == 2 ]]; then
+      [[ ! -d /proc/$p ]] || unreadable+=("$p")
+    elif [[ $jvm_rc == 0 ]] && proc_start_time "$p" >/dev/null; then
+      candidates+=("$p")
+    else
+      not_jvms+=("$p")
+    fi
+  done
+  if [[ ${#candidates[@]} == 0 ]]; then
+    message="No Flink $role_label JVM found on this node (looked for main classes ${main_classes[*]})"
+    if [[ ${#not_jvms[@]} -gt 0 ]]; then
+      message+="; processes ${not_jvms[*]} name such a class but are not (yet) JVMs"
+    fi
+    if [[ ${#unreadable[@]} -gt 0 ]]; then
+      message+="; cannot read the memory maps of processes ${unreadable[*]} (run the node agent as root)"
+    fi
+    fail $EXIT_NO_JVM "$message"
+  elif [[ ${#candidates[@]} -gt 1 ]]; then
+    fail $EXIT_NO_JVM "Found ${#candidates[@]} Flink $role_label JVMs on this node (pids ${candidates[*]}): pass the pid of the one to profile"
+  fi
+  pid=${candidates[0]}
+  result_pid=$pid
+  classify_process "$pid" || true
+fi
+
+jvm_start_time=$(proc_start_time "$pid") || fail $EXIT_PROCESS_EXITED "Process $pid exited before profiling started"
+log "profiling Flink $role_label pid $pid ($proc_class), mode $mode, ${duration}s, with $asprof"
+
+# Another copy of the library clashes with ours on signals and timers while it profiles: Flink's built-in profiler
+# (rest.profiling.enabled) loads its own, extracted to Flink's tmp dir and deleted once loaded. Ask each such copy
+# whether it is profiling: `asprof --libpath <it> status` has the JVM load that path again, which finds the copy
+# already loaded by name (even deleted) and runs its `status`. Refuse while one profiles.
+other_libs=''
+{ other_libs=$(grep -o '/[^ ]*libasyncProfiler[^ ]*\.so' "/proc/$pid/maps" | sort -u | grep -vxF "$asprof_lib"); } 2>/dev/null || true
+while IFS= read -r other_lib; do
+  [[ -n $other_lib ]] || continue
+  run_asprof --libpath "$other_lib" status "$pid"
+  if [[ $asprof_rc == 0 && $asprof_out == *[Pp]"rofiling is running"* ]]; then
+    other_lib=${other_lib:0:200}
+    fail $EXIT_START_FAILED "Start profiler failed. Another async-profiler is profiling process $pid right now, most likely Flink's built-in profiler (rest.profiling.enabled; its library ${other_lib//[^A-Za-z0-9._:\/+@=-]/?}): wait until that profiling finishes and try again"
+  elif [[ $asprof_rc == 0 ]]; then
+    log "process $pid has another async-profiler library loaded ($other_lib, e.g. Flink's built-in profiler); it is not profiling now"
+  else
+    log "warning: process $pid has another async-profiler library loaded ($other_lib) that did not say whether it is profiling (exit $asprof_rc: ${asprof_out//$'\n'/ }); if it is, this run may fail or be skewed"
+  fi
+done <<<"$other_libs"
+
+
+# ---- Scratch directory -----------------------------------------------------------------------------
+
+jvm_uid='' jvm_gid=''
+while read -r key _ effective _; do
+  case $key in
+    Uid:) jvm_uid=$effective ;;
+    Gid:) jvm_gid=$effective ;;
+  esac
+done 2>/dev/null <"/proc/$pid/status" || true
+if [[ ! $jvm_uid =~ ^[0-9]+$ || ! $jvm_gid =~ ^[0-9]+$ ]]; then
+  fail $EXIT_PROCESS_EXITED "Process $pid exited before profiling started"
+fi
+if [[ $EUID != 0 && $EUID != "$jvm_uid" ]]; then
+  fail $EXIT_START_FAILED "Start profiler failed. Process $pid runs as uid $jvm_uid: run the node agent as root or as that user"
+fi
+
+# A run killed with SIGKILL cannot clean up; its JVM still writes the file when --timeout ends (at most
+# 60 min later), so a scratch directory unmodified for longer than that is left over.
+find "$tmp_base" -mindepth 1 -maxdepth 1 -type d -name 'flink-profiler.*' -mmin +65 -exec rm -rf -- {} + 2>/dev/null || true
+scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
+  fail $EXIT_START_FAILED "Start profiler failed. Could not create a scratch directory in $tmp_base"
+# The JVM itself writes the flame graph, as its own user.
+if [[ $EUID == 0 && $jvm_uid != 0 ]]; then
+  chown "$jvm_uid:$jvm_gid" "$scratch_dir" ||
+    fail $EXIT_START_FAILED "Start profiler failed. Could not hand the scratch directory $scratch_dir to uid $jvm_uid"
+fi
+# The JVM opens the output file itself, as its own user: each directory above the scratch directory must let that
+# user through, or the profile would run for its whole duration and then have nowhere to go. (Plain mode bits: a
+# directory opened to the user by an ACL only is refused here.)
+jvm_groups=" $jvm_gid "
+while read -r key rest; do
+  if [[ $key == Groups: ]]; then jvm_groups+="$rest "; fi
+done 2>/dev/null <"/proc/$pid/status" || true
+jvm_can_search() {
+  local owner group perms
+  read -r owner group perms < <(stat -L -c '%u %g %a' -- "$1" 2>/dev/null) || return 1
+  perms=$((8#$perms))
+  if [[ $owner == "$jvm_uid" ]]; then
+    ((perms & 8#100))
+  elif [[ $jvm_groups == *" $group "* ]]; then
+    ((perms & 8#010))
+  else
+    ((perms & 8#001))
+  fi
+}
+if [[ $jvm_uid != 0 ]]; then
+  dir=$(readlink -f -- "$scratch_dir") || dir=$scratch_dir
+  while [[ -n $dir ]]; do
+    dir=${dir%/*}
+    if ! jvm_can_search "${dir:-/}"; then
+      fail $EXIT_START_FAILED "Start profiler failed. The JVM's user (uid $jvm_uid) cannot enter ${dir:-/}, so it could not write the flame graph into $scratch_dir: set FLINK_PROFILER_TMPDIR (or TMPDIR) to a directory that every user can enter, such as /tmp"
+    fi
+  done
+fi
+out_file=$scratch_dir/$run_id.html
+
+# ---- Mapping asprof failures -----------------------------------------------------------------------
+
+# Prints a reason a user can act on for asprof's exit code $1 and output $2.
+explain_asprof_failure() {
+  local rc=$1 text=$2 detail
+  detail=$(printf '%s\n' "$text" | sed -e 's/^\[ERROR\] //' | grep -v -e '^[[:space:]]*$' -e '^Profiling started$' | tr '\n' ' ') || true
+  detail=${detail% }
+  case $text in
+    *"Perf events unavailable"* | *"No access to perf events"*)
+      printf 'Perf events are unavailable on this node (%s). Use mode ITIMER, or allow perf events with sysctl kernel.perf_event_paranoid=1' "$detail" ;;
+    *"No AllocTracer symbols found"*)
+      printf 'ALLOC needs the JDK debug symbols (AllocTracer) on this JVM: install the debug symbols package of its JDK, or run Flink on JDK 11 or newer' ;;
+    *"Profiler already started"*)
+      printf 'Another profiling session is already running in process %s (another run of this profiler, a manual asprof, or Flink'"'"'s built-in profiler): wait until it finishes and try again' "$pid" ;;
+    *"Failed to change credentials"*)
+      printf 'asprof could not switch to the user of process %s (uid %s): run the node agent as root (%s)' "$pid" "$jvm_uid" "$detail" ;;
+    *"Could not start attach mechanism"* | *"Could not connect to socket"* | *"Error writing to socket"* | *"Unexpected EOF reading response"*)
+      printf 'Could not attach to process %s (%s). The JVM may run with -XX:+DisableAttachMechanism, a tmp cleaner may have deleted /tmp/.java_pid%s (restart the JVM to recreate it), or the JVM may use a private /tmp (container, systemd PrivateTmp)' "$pid" "$detail" "$pid" ;;
+    *"Dynamic agent loading is not enabled"*)
+      printf 'The JVM refuses dynamically loaded agents: start it with -XX:+EnableDynamicAgentLoading (%s)' "$detail" ;;
+    *"Could not open output file"*)
+      printf 'The JVM (uid %s) could not write %s: FLINK_PROFILER_TMPDIR (or TMPDIR, default /tmp) must be a directory the JVM'"'"'s user can reach, and for a JVM in a container or with a private /tmp one it shares' "$jvm_uid" "$out_file" ;;
+    *"Process "*" not found"*)
+      printf 'asprof could not find process %s although it runs (%s): run the node agent on the host or in the JVM'"'"'s own container, as root' "$pid" "$detail" ;;
+    *"Only JFR output supports multiple events"* | *"Invalid interval"* | *"Duplicate event argument"*)
+      printf 'asprof rejected the node agent'"'"'s options (%s): install an async-profiler release this agent supports (3.0 or later; 4.5 is tested)' "$detail" ;;
+    *)
+      case $rc in
+        255) printf 'Process %s could not load %s: the library and its directories must be readable by the JVM'"'"'s user (uid %s) (%s)' "$pid" "$asprof_lib" "$jvm_uid" "${detail:-no details}" ;;
+        124 | 137) printf 'asprof did not answer within %s seconds' "$ASPROF_TIMEOUT" ;;
+        126 | 127) printf 'asprof at %s could not be run (%s)' "$asprof" "${detail:-exit code $rc}" ;;
+        100) printf 'asprof rejected the node agent'"'"'s options (%s): install an async-profiler release this agent supports (3.0 or later; 4.5 is tested)' "${detail:-exit code 100}" ;;
+        *) printf 'asprof failed with exit code %s: %s' "$rc" "${detail:-no output}" ;;
+      esac ;;
+  esac
+}
+
+# ---- Profiling -------------------------------------------------------------------------------------
+
+# --timeout makes the agent inside the JVM stop and write the file by itself, so a profile never keeps
+# running when this script is killed (SSM timeout or cancel sends SIGKILL).
+start_profiler() {
+  run_asprof start -e "$event" --timeout "$duration" -f "$out_file" "$pid"
+  if [[ -n $asprof_out ]]; then printf '%s\n' "$asprof_out" | sed 's/^/asprof: /' >&2; fi
+}
+start_attempted=1
+start_profiler
+# Where the JVM may not open perf events (perf_event_paranoid, seccomp in containers), CPU is profiled in ITIMER,
+# as Flink's docs recommend then: the result line says mode=ITIMER and the message why.
+if [[ $asprof_rc != 0 && $mode == CPU && ($asprof_out == *"Perf events"* || $asprof_out == *"perf events"*) ]]; then
+  if [[ $asprof_out == *"resource limit"* ]]; then
+    fallback_reason="perf events hit the JVM's open-file limit (ulimit -n) on this node"
+  else
+    fallback_reason='perf events unavailable on this node'
+  fi
+  log "CPU mode cannot use perf events ($fallback_reason): profiling in ITIMER mode instead"
+  cpu_failure=$asprof_out
+  event=itimer
+  result_mode=ITIMER
+  success_message="Profiling Successful (CPU fell back to ITIMER: $fallback_reason)"
+  start_profiler
+  # Both failed: explain the CPU failure, the one the user asked for.
+  if [[ $asprof_rc != 0 && $asprof_out == *"erf events"* ]]; then asprof_out=$cpu_failure; fi
+fi
+if [[ $asprof_rc != 0 ]]; then
+  start_failed=1
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Start profiler failed. Process $pid exited during profiling"
+  fail $EXIT_START_FAILED "Start profiler failed. $(explain_asprof_failure "$asprof_rc" "$asprof_out")"
+fi
+
+for ((elapsed = 0; elapsed < duration; elapsed++)); do
+  nap 1
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
+done
+
+html_complete() {
+  local tail_bytes
+  [[ -f $out_file && ! -L $out_file ]] || return 1
+  tail_bytes=$(tail -c 64 -- "$out_file" 2>/dev/null) || return 1
+  [[ $tail_bytes == *'</html>' ]]
+}
+
+finished=0
+inactive_without_file=0
+status_polls=0
+deadline=$(($(date +%s) + FINISH_TIMEOUT))
+while (($(date +%s) < deadline)); do
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
+  run_asprof status "$pid"
+  if [[ $asprof_rc == 0 && $asprof_out == *"Profiler is not active"* ]]; then
+    # The agent writes the file under the same lock that `status` takes: inactive means written (or failed).
+    if html_complete; then
+      finished=1
+      break
+    fi
+    inactive_without_file=$((inactive_without_file + 1))
+    ((inactive_without_file < 3)) || break
+  elif [[ $asprof_rc != 0 ]]; then
+    log "asprof status failed (exit $asprof_rc): ${asprof_out//$'\n'/ }"
+  fi
+  # The JVM writes the file as the duration ends: look again soon at first, then less often.
+  status_polls=$((status_polls + 1))
+  if ((status_polls <= 20)); then nap 0.1; else nap 0.5; fi
+done
+
+profile_done=$finished
+if [[ $finished == 0 ]]; then
+  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
+  if ((inactive_without_file >= 3)); then
+    fail $EXIT_STOP_FAILED "Stop profiler failed. $(explain_asprof_failure 200 'Could not open output file')"
+  fi
+  run_asprof stop "$pid"
+  fail $EXIT_STOP_FAILED "Stop profiler failed. The profiler did not finish writing the flame graph within ${FINISH_TIMEOUT}s after the profiling duration"
+fi
+
+# ---- Result ----------------------------------------------------------------------------------------
+
+# The scratch directory belongs to the JVM's user, who could plant a link there: read the file without
+# following a symlink, and only if the JVM's user owns it and it has no other hard link.
+file_uid=''
+file_links=''
+read -r file_uid file_links < <(stat -c '%u %h' -- "$out_file") || file_uid=''
+if [[ $file_uid != "$jvm_uid" || $file_links != 1 ]]; then
+  fail $EXIT_STOP_FAILED "Stop profiler failed. $out_file is not a plain file written by the JVM's user (uid $jvm_uid)"
+fi
+encoded=$(dd if="$out_file" iflag=nofollow bs=65536 status=none | gzip -c | base64 -w 76) ||
+  fail $EXIT_STOP_FAILED "Stop profiler failed. Could not read and encode $out_file"
+[[ -n $encoded ]] || fail $EXIT_STOP_FAILED "Stop profiler failed. The flame graph $out_file is empty"
+
+result_sent=1
+printf 'FLINK_PROFILER_RESULT status=FINISHED pid=%s mode=%s message=%s\n-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' \
+  "$pid" "$result_mode" "$success_message" "$encoded" >&3
+log "finished: $(stat -c %s -- "$out_file") bytes of HTML, ${#encoded} characters of base64"
+exit 0
