@@ -131,6 +131,20 @@ export interface Dispatcher {
   dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]>;
   /** Asks where a dispatched command is now (for reconciling runs whose completion never arrived). */
   inspect(run: Run): Promise<CommandState>;
+  /**
+   * The command already sent for a run whose command id was never recorded (the sender died between sending and
+   * writing it down), found by the run's dispatch id in the command's parameters and the run's node (see
+   * dispatch-id.ts); undefined when no such command was sent.
+   */
+  commandFor(run: Run): Promise<string | undefined>;
+  /** What a command's parameters say about its runs, for an ended command that no stored run names yet. */
+  parametersOf(commandId: string): Promise<CommandParameters | undefined>;
+}
+
+/** The parameters of a sent command that name its runs: with the instance it ran on they name one run. */
+export interface CommandParameters {
+  dispatchId: string;
+  role: Role;
 }
 
 /** Structured logging, so the domain can report faults without knowing where logs go. */

@@ -1,4 +1,5 @@
 import { type RunTimeouts, runDeadline } from './deadline.ts';
+import { dispatchIdOf, runIdsForDispatch } from './dispatch-id.ts';
 import type { CommandState, Dispatcher, Logger, RunStore } from './ports.ts';
 import type { Run } from './run.ts';
 import type { RunSettler } from './run-settle.ts';
@@ -29,9 +30,29 @@ export class RunReconciler {
    * yet (the event is retried), unless the run is past its deadline.
    */
   async completeCommand(commandId: string, node: string): Promise<Run | undefined> {
-    const run = await this.deps.runs.findByCommand(commandId, node);
+    const run = (await this.deps.runs.findByCommand(commandId, node)) ?? (await this.unrecordedRun(commandId, node));
     if (run?.status !== 'RUNNING') return run;
     return this.check(run, { throwUntilDeadline: true });
+  }
+
+  /**
+   * The run of a command whose id its sender never recorded (it died between sending and writing), found from the
+   * command's own parameters; the command id is recorded now. Undefined when the command is not one of ours.
+   */
+  private async unrecordedRun(commandId: string, node: string): Promise<Run | undefined> {
+    const parameters = await this.deps.dispatcher.parametersOf(commandId);
+    if (!parameters) return undefined;
+    for (const id of await runIdsForDispatch(parameters.dispatchId, parameters.role, node)) {
+      const run = await this.deps.runs.get(id);
+      if (run?.node !== node || run.role !== parameters.role || dispatchIdOf(run) !== parameters.dispatchId) continue;
+      if (run.commandId !== null && run.commandId !== commandId) return undefined;
+      if (run.commandId === null) {
+        this.deps.log.warn('recording the command of a run whose sender did not', { runId: run.id, commandId });
+        await this.deps.runs.setCommandId(run.id, commandId);
+      }
+      return { ...run, commandId };
+    }
+    return undefined;
   }
 
   /**
@@ -53,13 +74,39 @@ export class RunReconciler {
     return settled;
   }
 
+  /**
+   * The command of a run that has none on record, if its sender sent one and died before recording it (found from
+   * the command's parameters, then recorded). Asked only once the run's profile should be over, so a dispatch that
+   * is still under way is not raced.
+   */
+  private async sentCommandOf(run: Run): Promise<string | undefined> {
+    if (this.deps.now() < run.triggerTime + run.duration * 1000) return undefined;
+    let commandId: string | undefined;
+    try {
+      commandId = await this.deps.dispatcher.commandFor(run);
+    } catch (error) {
+      this.deps.log.warn('could not look for the command of a run', { runId: run.id, error: String(error) });
+      return undefined;
+    }
+    if (commandId) {
+      this.deps.log.warn('recording the command of a run whose sender did not', { runId: run.id, commandId });
+      await this.deps.runs.setCommandId(run.id, commandId);
+    }
+    return commandId;
+  }
+
   /** Asks where the run's command is and reports it; past the deadline an unanswered run is overdue. */
-  private async check(run: Run, options: { throwUntilDeadline: boolean }): Promise<Run | undefined> {
+  private async check(stored: Run, options: { throwUntilDeadline: boolean }): Promise<Run | undefined> {
+    let run = stored;
     const deadline = runDeadline(run, this.deps.timeouts);
     const pastDeadline = this.deps.now() > deadline;
-    // A run with no command yet may be between its insert and the end of its dispatch: only past its deadline is
-    // it surely lost (say, the server stopped in between).
-    if (!run.commandId && !pastDeadline) return run;
+    if (!run.commandId) {
+      const found = await this.sentCommandOf(run);
+      // Not found: the run may be between its insert and the end of its dispatch; only past its deadline is it
+      // surely lost (say, the server stopped before sending).
+      if (!found && !pastDeadline) return run;
+      if (found) run = { ...run, commandId: found };
+    }
     let state: CommandState;
     try {
       state = await this.deps.dispatcher.inspect(run);

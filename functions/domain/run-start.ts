@@ -1,5 +1,6 @@
 import type { Caller } from './access.ts';
 import { resolveTarget, visibleCluster } from './cluster-access.ts';
+import { derivedId, fanOutRunId } from './dispatch-id.ts';
 import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
 import { busyReason } from './messages.ts';
 import type { ProfilingMode } from './modes.ts';
@@ -139,12 +140,12 @@ export class RunStarter {
     }
 
     const key = command.idempotencyKey;
-    const idOf = async (part: string) => (key === undefined ? this.deps.newId() : derivedId(`${key}|${part}`));
-    const groupId = await idOf('group');
+    const groupId = key === undefined ? this.deps.newId() : await derivedId(`${key}|group`);
     const inserts = await Promise.all(
       chosen.map(async (node) => {
         const target: Target = { cluster, role, node: node.id };
-        const run = { ...this.newRun(target, teams, command, await idOf(`${cluster}|${role}|${node.id}`)), groupId };
+        // Derived from the group: the group's commands carry its id, and so still find their runs (dispatch-id.ts).
+        const run = { ...this.newRun(target, teams, command, await fanOutRunId(groupId, role, node.id)), groupId };
         return { run, node, insert: await this.deps.runs.insertRunning(run) };
       }),
     );
@@ -164,13 +165,28 @@ export class RunStarter {
       started.map(({ run }) => run),
     );
     await Promise.all(started.map(({ run }) => this.trimHistory(run)));
-    const unsent = earlier.filter(({ run }) => run.status === 'RUNNING' && run.commandId === null);
+    const unsent = await this.notYetSent(earlier);
     if (started.length + unsent.length > 0) await this.dispatch([...started, ...unsent]);
 
     const runs = await Promise.all(
       [...started, ...earlier].map(async ({ run }) => this.deps.reader.view((await this.deps.runs.get(run.id)) ?? run)),
     );
     return { groupId, runs, skipped };
+  }
+
+  /**
+   * The RUNNING runs of an earlier try that have no command on record. That try may have died after sending their
+   * command and before recording it: a command found by its parameters is recorded, never sent a second time.
+   */
+  private async notYetSent(earlier: DispatchRequest[]): Promise<DispatchRequest[]> {
+    const unsent: DispatchRequest[] = [];
+    for (const request of earlier) {
+      if (request.run.status !== 'RUNNING' || request.run.commandId !== null) continue;
+      const commandId = await this.deps.dispatcher.commandFor(request.run);
+      if (commandId) await this.deps.runs.setCommandId(request.run.id, commandId);
+      else unsent.push(request);
+    }
+    return unsent;
   }
 
   /** One structured audit line per profile start: who, for which team, what, on which target. */
@@ -236,11 +252,4 @@ export class RunStarter {
     const keys = trimmed.flatMap((run) => (run.artifactKey ? [run.artifactKey] : []));
     if (keys.length > 0) await this.deps.artifacts.delete(keys);
   }
-}
-
-/** A lower-case UUID-shaped id derived from `seed` (SHA-256), so the same seed always names the same run. */
-async function derivedId(seed: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(seed)));
-  const hex = [...digest.slice(0, 16)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }

@@ -5,7 +5,9 @@ import { gzipSync } from 'node:zlib';
 import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
 import { PROFILE_BEGIN, PROFILE_END } from '#domain/agent-output.ts';
+import { dispatchIdOf } from '#domain/dispatch-id.ts';
 import type {
+  CommandParameters,
   CommandState,
   Discovery,
   Dispatcher,
@@ -39,15 +41,30 @@ export class RecordingDispatcher implements Dispatcher {
   readonly states = new Map<string, CommandState>();
   failWith?: Error;
 
+  /** Every command sent, by id, with what its parameters say (as SSM's ListCommands tells). */
+  readonly commands = new Map<string, CommandParameters & { node: string }>();
+
   async dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]> {
     if (this.failWith) throw this.failWith;
     return requests.map(({ run, node }) => {
       this.dispatched.push({ run, node });
-      return { runId: run.id, commandId: `command-${this.dispatched.length}` };
+      const commandId = `command-${this.dispatched.length}`;
+      this.commands.set(commandId, { dispatchId: dispatchIdOf(run), role: run.role, node: run.node });
+      return { runId: run.id, commandId };
     });
   }
   async inspect(run: Run): Promise<CommandState> {
     return this.states.get(run.id) ?? { state: 'running' };
+  }
+  async commandFor(run: Run): Promise<string | undefined> {
+    const sent = [...this.commands].find(
+      ([, c]) => c.dispatchId === dispatchIdOf(run) && c.role === run.role && c.node === run.node,
+    );
+    return sent?.[0];
+  }
+  async parametersOf(commandId: string): Promise<CommandParameters | undefined> {
+    const command = this.commands.get(commandId);
+    return command && { dispatchId: command.dispatchId, role: command.role };
   }
 }
 

@@ -14,6 +14,8 @@ import {
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
   InvalidInstanceId,
+  ListCommandsCommand,
+  type ListCommandsCommandOutput,
   SendCommandCommand,
   SSMClient,
   SSMServiceException,
@@ -101,6 +103,9 @@ function dispatcher() {
 const runOf = (overrides: Partial<Run> = {}) =>
   aRun({ node: 'i-1', triggerTime: NOW - 5_000, commandId: 'cmd-1', ...overrides });
 
+const GROUP = '0b9c2a5e-4f61-4c1e-9d3a-7e2f8a6b5c4d';
+const OTHER_GROUP = '6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0';
+
 const nodeOf = (id: string): FlinkNode => ({ id, role: 'taskmanager', host: `${id}.internal`, reachable: true });
 
 beforeEach(() => {
@@ -113,14 +118,16 @@ describe('SsmDispatcher.dispatch', () => {
     let n = 0;
     ssm.on(SendCommandCommand).callsFake(async () => ({ Command: { CommandId: `cmd-${++n}` } }));
     const requests = Array.from({ length: 120 }, (_, i) => ({
-      run: runOf({ node: `i-${i}` }),
+      run: runOf({ node: `i-${i}`, groupId: GROUP }),
       node: nodeOf(`i-${i}`),
     }));
     requests.push({ run: runOf({ node: 'i-wall', mode: 'WALL' }), node: nodeOf('i-wall') });
+    // A run of another group (or none) never shares a command: each command names one dispatch.
+    requests.push({ run: runOf({ node: 'i-other', groupId: OTHER_GROUP }), node: nodeOf('i-other') });
     const results = await dispatcher().dispatch(requests);
 
     const calls = ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input);
-    expect(calls.map((input) => input.InstanceIds?.length)).toEqual([50, 50, 20, 1]);
+    expect(calls.map((input) => input.InstanceIds?.length)).toEqual([50, 50, 20, 1, 1]);
     expect(calls[0]).toMatchObject({
       DocumentName: 'FlinkFleetProfiler',
       DocumentVersion: '3',
@@ -134,10 +141,12 @@ describe('SsmDispatcher.dispatch', () => {
     });
     // No pid parameter when discovery knows none: SSM refuses an empty value for a pattern of digits.
     expect(calls[0]?.Parameters).not.toHaveProperty('pid');
-    // A single run sends its own id; a batch sends an id of its own.
+    // A run started alone sends its own id; a fan-out's commands send its group's id, which finds their runs.
+    expect(calls.slice(0, 3).map((input) => input.Parameters?.runId)).toEqual([[GROUP], [GROUP], [GROUP]]);
     expect(calls[3]?.Parameters?.runId).toEqual([requests[120]?.run.id]);
+    expect(calls[4]?.Parameters?.runId).toEqual([OTHER_GROUP]);
     expect(results.filter((r) => 'commandId' in r && r.commandId === 'cmd-2')).toHaveLength(50);
-    expect(results).toHaveLength(121);
+    expect(results).toHaveLength(122);
   });
 
   it('fails only the runs of a command that SSM refused, with its reason', async () => {
@@ -171,7 +180,7 @@ describe('SsmDispatcher.dispatch when SSM refuses a batch with InvalidInstanceId
     new RegExp(
       `^Instance ${id} is not a managed node of SSM \\(the SSM agent is not running, or its instance profile does not allow SSM\\); .*start a new run`,
     );
-  const batch = () => described.batch.map((id) => ({ run: runOf({ node: id }), node: nodeOf(id) }));
+  const batch = () => described.batch.map((id) => ({ run: runOf({ node: id, groupId: GROUP }), node: nodeOf(id) }));
 
   /** SSM as it is: the whole call fails when any one id is not a managed node. */
   function sendCommandRefusing(...badIds: string[]) {
@@ -239,9 +248,9 @@ describe('SsmDispatcher.dispatch when SSM refuses a batch with InvalidInstanceId
       const results = await dispatcher().dispatch(requests);
 
       expect(sentInstanceIds()).toEqual([described.batch, ...described.batch.map((id) => [id])]);
-      // Sent alone, each command carries its run's own id.
+      // Sent alone, each command still carries its group's id: that, with the instance, finds its run.
       const runIds = ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input.Parameters?.runId?.[0]);
-      expect(runIds.slice(1)).toEqual(requests.map(({ run }) => run.id));
+      expect(runIds.slice(1)).toEqual(requests.map(() => GROUP));
       expect(results.slice(0, 4).map((r) => 'commandId' in r && r.commandId)).toEqual([
         'cmd-1',
         'cmd-2',
@@ -464,5 +473,55 @@ describe('SsmDispatcher.inspect when S3 answers 403 AccessDenied for an output o
   it('rethrows it when the key is there (the caller may not read it)', async () => {
     s3.on(ListObjectsV2Command).callsFake(async (input: { Prefix: string }) => listing('found', input.Prefix));
     await expect(dispatcher().inspect(run())).rejects.toMatchObject({ name: 'AccessDenied' });
+  });
+});
+
+describe('SsmDispatcher: finding a command whose id was never recorded', () => {
+  const listed = fixture('list-commands') as {
+    pages: ListCommandsCommandOutput[];
+    invalidCommandId: { name: string; message: string };
+  };
+  const ours = listed.pages[1]?.Commands?.[0] as { CommandId: string };
+  const groupRun = () => runOf({ node: 'i-0a1b2c3d4e5f60001', groupId: GROUP, commandId: null });
+
+  it('finds the command by the run’s dispatch id among the node’s commands, page by page', async () => {
+    ssm
+      .on(ListCommandsCommand)
+      .resolvesOnce(listed.pages[0] as ListCommandsCommandOutput)
+      .resolvesOnce(listed.pages[1] as ListCommandsCommandOutput);
+    expect(await dispatcher().commandFor(groupRun())).toBe(ours.CommandId);
+
+    const inputs = ssm.commandCalls(ListCommandsCommand).map((call) => call.args[0].input);
+    expect(inputs[0]).toMatchObject({
+      InstanceId: 'i-0a1b2c3d4e5f60001',
+      Filters: [
+        { key: 'DocumentName', value: 'FlinkFleetProfiler' },
+        // Five minutes before the run, in the seconds-only form the filter documents.
+        { key: 'InvokedAfter', value: '2026-11-27T11:54:55Z' },
+      ],
+    });
+    expect(inputs[1]?.NextToken).toBe('AAEAAQ-page-2');
+  });
+
+  it('finds none for a run of another role, or when only another document carries the id', async () => {
+    ssm.on(ListCommandsCommand).resolves({ ...listed.pages[0], NextToken: undefined } as ListCommandsCommandOutput);
+    expect(await dispatcher().commandFor(groupRun())).toBeUndefined();
+    ssm.reset();
+    ssm
+      .on(ListCommandsCommand)
+      .resolvesOnce(listed.pages[0] as ListCommandsCommandOutput)
+      .resolvesOnce(listed.pages[1] as ListCommandsCommandOutput);
+    expect(await dispatcher().commandFor({ ...groupRun(), role: 'jobmanager' })).toBeUndefined();
+  });
+
+  it('reads the dispatch id and role from our document’s command, and from no other', async () => {
+    ssm.on(ListCommandsCommand, { CommandId: ours.CommandId }).resolves({ Commands: [ours] } as never);
+    const foreign = listed.pages[0]?.Commands?.[0] as { CommandId: string };
+    ssm.on(ListCommandsCommand, { CommandId: foreign.CommandId }).resolves({ Commands: [foreign] } as never);
+    ssm.on(ListCommandsCommand, { CommandId: 'nope' }).rejects(sdkError(listed.invalidCommandId));
+
+    expect(await dispatcher().parametersOf(ours.CommandId)).toEqual({ dispatchId: GROUP, role: 'taskmanager' });
+    expect(await dispatcher().parametersOf(foreign.CommandId)).toBeUndefined();
+    expect(await dispatcher().parametersOf('nope')).toBeUndefined();
   });
 });

@@ -1,16 +1,19 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import {
+  type Command,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
   type InstanceInformation,
+  ListCommandsCommand,
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { RESULT_LINE_PREFIX } from '#domain/agent-output.ts';
 import { runDeadline } from '#domain/deadline.ts';
-import type { CommandState, Dispatcher, DispatchRequest, DispatchResult } from '#domain/ports.ts';
-import type { Run } from '#domain/run.ts';
+import { dispatchIdOf } from '#domain/dispatch-id.ts';
+import type { CommandParameters, CommandState, Dispatcher, DispatchRequest, DispatchResult } from '#domain/ports.ts';
+import { ROLES, type Role, type Run } from '#domain/run.ts';
 import { AGENT_STEP_NAME, agentParameters } from '#node-agent/agent-parameters.ts';
 
 /** SendCommand takes at most 50 instance ids; more can come back as a throttling error. */
@@ -117,6 +120,17 @@ function resultLineOf(invocation: GetCommandInvocationCommandOutput): string | u
   return line && line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
+/** How far this function's clock may be ahead of SSM's when it compares a run's start with a command's. */
+const SEND_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The dispatch id and role in a command's parameters (see agentParameters), if it has both. */
+function parametersOf(command: Command): CommandParameters | undefined {
+  const dispatchId = command.Parameters?.runId?.[0];
+  const role = command.Parameters?.role?.[0];
+  if (!dispatchId || !ROLES.includes(role as Role)) return undefined;
+  return { dispatchId, role: role as Role };
+}
+
 /** What one SendCommand call came to. */
 type Sent = { commandId: string } | { error: unknown };
 
@@ -140,7 +154,8 @@ export class SsmDispatcher implements Dispatcher {
     const groups = new Map<string, DispatchRequest[]>();
     for (const request of requests) {
       const { role, mode, duration } = request.run;
-      const key = `${role}|${mode}|${duration}|${request.node.pid ?? ''}`;
+      // One command carries one dispatch id (its runs find it by that, see dispatch-id.ts).
+      const key = `${dispatchIdOf(request.run)}|${role}|${mode}|${duration}|${request.node.pid ?? ''}`;
       groups.set(key, [...(groups.get(key) ?? []), request]);
     }
     const results: DispatchResult[] = [];
@@ -249,9 +264,9 @@ export class SsmDispatcher implements Dispatcher {
 
   private async sendCommand(batch: DispatchRequest[]): Promise<Sent> {
     const [first] = batch as [DispatchRequest];
-    // A single run passes its own id; a batch passes an id of its own (it only names the agent's scratch file).
-    const runId = batch.length === 1 ? first.run.id : crypto.randomUUID();
-    const parameters = agentParameters(first.run, runId, first.node.pid);
+    // The runs are stored before this call: the dispatch id in the parameters finds them even if their sender dies
+    // before it records the command id.
+    const parameters = agentParameters(first.run, dispatchIdOf(first.run), first.node.pid);
     try {
       const { Command } = await this.ssm.send(
         new SendCommandCommand({
@@ -338,6 +353,54 @@ export class SsmDispatcher implements Dispatcher {
         ...(failure ? { failure } : {}),
       },
     };
+  }
+
+  /**
+   * Looks through the document's commands sent to the run's node since shortly before the run started for one
+   * that carries the run's dispatch id (ListCommands keeps 30 days; its own filters narrow the search, the
+   * parameters decide).
+   */
+  async commandFor(run: Run): Promise<string | undefined> {
+    const dispatchId = dispatchIdOf(run);
+    const sentAfter = new Date(run.triggerTime - SEND_CLOCK_SKEW_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    let NextToken: string | undefined;
+    do {
+      const page = await this.ssm.send(
+        new ListCommandsCommand({
+          InstanceId: run.node,
+          Filters: [
+            { key: 'DocumentName', value: this.options.documentName },
+            { key: 'InvokedAfter', value: sentAfter },
+          ],
+          MaxResults: 50,
+          ...(NextToken ? { NextToken } : {}),
+        }),
+      );
+      const command = (page.Commands ?? []).find(
+        (c) =>
+          c.DocumentName === this.options.documentName &&
+          parametersOf(c)?.dispatchId === dispatchId &&
+          parametersOf(c)?.role === run.role &&
+          (c.InstanceIds ?? []).includes(run.node),
+      );
+      if (command?.CommandId) return command.CommandId;
+      if (page.NextToken && page.NextToken === NextToken) throw new Error('ListCommands repeated its page token');
+      NextToken = page.NextToken;
+    } while (NextToken);
+    return undefined;
+  }
+
+  async parametersOf(commandId: string): Promise<CommandParameters | undefined> {
+    let commands: Command[];
+    try {
+      ({ Commands: commands = [] } = await this.ssm.send(new ListCommandsCommand({ CommandId: commandId })));
+    } catch (error) {
+      if (isNamed(error, 'InvalidCommandId')) return undefined;
+      throw error;
+    }
+    const command = commands.find((c) => c.CommandId === commandId);
+    // Only our document's commands name our runs: another command's parameters are not trusted to.
+    return command?.DocumentName === this.options.documentName ? parametersOf(command) : undefined;
   }
 
   /** The key under which the SSM agent writes a step's stream of a command on an instance. */

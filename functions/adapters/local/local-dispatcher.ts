@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import type {
   CommandOutput,
+  CommandParameters,
   CommandState,
   Dispatcher,
   DispatchRequest,
@@ -11,7 +12,7 @@ import type {
   FlinkNode,
   Logger,
 } from '#domain/ports.ts';
-import type { Run } from '#domain/run.ts';
+import type { Role, Run } from '#domain/run.ts';
 import { agentParameters } from '#node-agent/agent-parameters.ts';
 import {
   type AgentDocument,
@@ -38,6 +39,7 @@ export interface LocalDispatcherOptions {
 
 interface AgentRecord {
   runId: string;
+  role: Role;
   pid: number;
   startTime: string;
 }
@@ -103,7 +105,7 @@ export class LocalDispatcher implements Dispatcher {
       closeSync(stderr);
     }
     const pid = child.pid as number;
-    const record: AgentRecord = { runId: run.id, pid, startTime: processStartTime(pid) ?? '' };
+    const record: AgentRecord = { runId: run.id, role: run.role, pid, startTime: processStartTime(pid) ?? '' };
     await writeFile(join(dir, 'agent.json'), JSON.stringify(record));
 
     const timer = setTimeout(() => {
@@ -136,6 +138,21 @@ export class LocalDispatcher implements Dispatcher {
     const output = await this.readOutput(dir, null);
     if (!output) return { state: 'lost', reason: 'The node agent left no output; start a new run.' };
     return { state: 'ended', output };
+  }
+
+  /** The command started for the run, if one was and the server stopped before recording it. */
+  async commandFor(run: Run): Promise<string | undefined> {
+    const entries = await readdir(this.options.commandsDir).catch(() => [] as string[]);
+    for (const commandId of entries) {
+      const record = await readJson<AgentRecord>(join(this.options.commandsDir, commandId, 'agent.json'));
+      if (record?.runId === run.id && record.role === run.role) return commandId;
+    }
+    return undefined;
+  }
+
+  async parametersOf(commandId: string): Promise<CommandParameters | undefined> {
+    const record = await readJson<AgentRecord>(join(this.options.commandsDir, commandId, 'agent.json'));
+    return record?.role ? { dispatchId: record.runId, role: record.role } : undefined;
   }
 
   /**
