@@ -479,7 +479,7 @@ describe('SsmDispatcher.inspect when S3 answers 403 AccessDenied for an output o
 describe('SsmDispatcher: finding a command whose id was never recorded', () => {
   const listed = fixture('list-commands') as {
     pages: ListCommandsCommandOutput[];
-    invalidCommandId: { name: string; message: string };
+    invalidCommandId: { name: string; message: string; $metadata: object };
   };
   const ours = listed.pages[1]?.Commands?.[0] as { CommandId: string };
   const groupRun = () => runOf({ node: 'i-0a1b2c3d4e5f60001', groupId: GROUP, commandId: null });
