@@ -27,8 +27,10 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # 6 process exited during profiling, 7 stop or output failed (128+N when killed by signal N).
 #
 # Portable to bash 4.2 (Amazon Linux 2): no mapfile -d, no EPOCHREALTIME, no empty "${array[@]}" under set -u.
+#
+# The file is the SSM document's step as deployed (its lines are the step's runCommand): everything is a function,
+# and `main` at the end runs them in order, so bash has read the whole file before anything runs.
 
-# shellcheck disable=SC2317 # the trap handlers below are only called indirectly
 set -euo pipefail
 export LC_ALL=C
 umask 077
@@ -53,23 +55,48 @@ TASKMANAGER_MAIN_CLASSES=(
 readonly EXIT_BAD_INPUT=2 EXIT_NO_ASPROF=3 EXIT_NO_JVM=4 EXIT_START_FAILED=5 EXIT_PROCESS_EXITED=6 EXIT_STOP_FAILED=7
 readonly ASPROF_TIMEOUT=60   # seconds one asprof call may take (attach included)
 readonly FINISH_TIMEOUT=30   # seconds after the duration for the JVM to write the flame graph
+readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin/asprof)
 
-# Only the result protocol goes to the real stdout (fd 3); stray output of any command lands on stderr.
-exec 3>&1 1>&2
+# ---- State -----------------------------------------------------------------------------------------
+# Set by the steps below and read by the result line, the failure mapping and the exit and signal handlers.
 
 result_pid='-'
 result_mode='-'
 result_sent=0
-scratch_dir=''
-asprof=''
-pid=''
-jvm_start_time=''
+success_message='Profiling Successful'
+run_id='' role='' role_label='' mode='' event='' duration=''
+main_classes=()
+tmp_base=''
+asprof='' asprof_lib=''
+pid='' jvm_start_time='' jvm_uid='' jvm_gid='' jvm_groups=''
+proc_role='' proc_class=''
+scratch_dir='' out_file=''
+asprof_out='' asprof_rc=0
 start_attempted=0
 start_failed=0
 profile_done=0
 sleep_pid=''
 
+# ---- Messages --------------------------------------------------------------------------------------
+# Each text that more than one step reports, defined once.
+
+readonly START_FAILED='Start profiler failed.' STOP_FAILED='Stop profiler failed.'
+readonly INSTALL_HINT='Install an async-profiler release on this node (its bin/asprof and lib/libasyncProfiler.so must stay side by side), then put bin/asprof on root'"'"'s PATH (for example: ln -s /opt/async-profiler/bin/asprof /usr/local/bin/asprof) or set ASPROF to its path.'
+
+msg_exited_before() { printf 'Process %s exited before profiling started' "$pid"; }
+msg_exited_during() { printf 'Process %s exited during profiling' "$pid"; }
+msg_options_rejected() {
+  printf 'asprof rejected the node agent'"'"'s options (%s): install an async-profiler release this agent supports (3.0 or later; 4.5 is tested)' "$1"
+}
+
+# ---- Output and failure ----------------------------------------------------------------------------
+
 log() { printf '%s flink-profiler: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# Prints the result line (status $1, message $2) on the protocol's stdout, fd 3.
+result_line() {
+  printf 'FLINK_PROFILER_RESULT status=%s pid=%s mode=%s message=%s\n' "$1" "$result_pid" "$result_mode" "$2" >&3
+}
 
 # Prints the FAILED line (once) and exits with the given code.
 fail() {
@@ -77,7 +104,7 @@ fail() {
   if [[ $result_sent == 0 ]]; then
     result_sent=1
     message=${message//[[:cntrl:]]/ }
-    printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" "$message" >&3
+    result_line FAILED "$message"
     log "FAILED: $message"
   fi
   exit "$code"
@@ -89,18 +116,7 @@ shown() {
   printf '%s' "${v//[^A-Za-z0-9._:\/ -]/?}"
 }
 
-nap() {
-  sleep "$1" 3>&- &
-  sleep_pid=$!
-  wait "$sleep_pid" || true
-  sleep_pid=''
-}
-
-# Runs asprof with a time limit; sets asprof_out (stdout + stderr) and asprof_rc.
-run_asprof() {
-  asprof_rc=0
-  asprof_out=$(timeout -k 5 "$ASPROF_TIMEOUT" "$asprof" "$@" 2>&1 3>&-) || asprof_rc=$?
-}
+# ---- Exit and signals ------------------------------------------------------------------------------
 
 cleanup() {
   if [[ -n $sleep_pid ]]; then kill "$sleep_pid" 2>/dev/null || true; fi
@@ -114,8 +130,7 @@ on_exit() {
     # An unexpected error (set -e): still answer with exactly one result line.
     [[ $rc != 0 ]] || rc=1
     result_sent=1
-    printf 'FLINK_PROFILER_RESULT status=FAILED pid=%s mode=%s message=%s\n' "$result_pid" "$result_mode" \
-      "Node agent failed unexpectedly (exit code $rc); see its stderr" >&3
+    result_line FAILED "Node agent failed unexpectedly (exit code $rc); see its stderr"
   fi
   exit "$rc"
 }
@@ -131,94 +146,105 @@ on_signal() {
   fail "$code" "Profiling was cancelled (SIG$name)"
 }
 
-trap on_exit EXIT
-trap 'on_signal TERM 143' TERM
-trap 'on_signal INT 130' INT
-trap 'on_signal HUP 129' HUP
+install_handlers() {
+  trap on_exit EXIT
+  trap 'on_signal TERM 143' TERM
+  trap 'on_signal INT 130' INT
+  trap 'on_signal HUP 129' HUP
+}
 
 # ---- Inputs ----------------------------------------------------------------------------------------
 
-run_id=${SSM_runId-}
-role=${SSM_role-}
-mode=${SSM_mode-}
-duration_in=${SSM_duration-}
-pid_in=${SSM_pid-}
+# Checks the SSM_<name> parameters (the first bad one fails the run) and sets the run's settings from them.
+read_inputs() {
+  local pid_in=${SSM_pid-} duration_in=${SSM_duration-}
+  run_id=${SSM_runId-}
+  role=${SSM_role-}
+  mode=${SSM_mode-}
 
-case $mode in
-  CPU | ALLOC | LOCK | WALL | ITIMER) result_mode=$mode ;;
-  *) fail $EXIT_BAD_INPUT "Invalid mode '$(shown "$mode")': use one of CPU, ALLOC, LOCK, WALL, ITIMER" ;;
-esac
-if [[ -n $pid_in ]]; then
-  if [[ ! $pid_in =~ ^[0-9]{1,10}$ ]] || ((10#$pid_in < 1 || 10#$pid_in > 4194304)); then
-    fail $EXIT_BAD_INPUT "Invalid pid '$(shown "$pid_in")': use a process id (digits only) or leave it empty"
+  case $mode in
+    CPU | ALLOC | LOCK | WALL | ITIMER) result_mode=$mode ;;
+    *) fail $EXIT_BAD_INPUT "Invalid mode '$(shown "$mode")': use one of CPU, ALLOC, LOCK, WALL, ITIMER" ;;
+  esac
+  if [[ -n $pid_in ]]; then
+    if [[ ! $pid_in =~ ^[0-9]{1,10}$ ]] || ((10#$pid_in < 1 || 10#$pid_in > 4194304)); then
+      fail $EXIT_BAD_INPUT "Invalid pid '$(shown "$pid_in")': use a process id (digits only) or leave it empty"
+    fi
+    pid=$((10#$pid_in))
+    result_pid=$pid
   fi
-  pid=$((10#$pid_in))
-  result_pid=$pid
-fi
-if [[ ! $run_id =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,63}$ ]]; then
-  fail $EXIT_BAD_INPUT "Invalid run id '$(shown "$run_id")': use 1 to 64 letters, digits or dashes, starting with a letter or digit"
-fi
-case $role in
-  jobmanager)
-    role_label=JobManager
-    main_classes=("${JOBMANAGER_MAIN_CLASSES[@]}")
-    ;;
-  taskmanager)
-    role_label=TaskManager
-    main_classes=("${TASKMANAGER_MAIN_CLASSES[@]}")
-    ;;
-  *) fail $EXIT_BAD_INPUT "Invalid role '$(shown "$role")': use jobmanager or taskmanager" ;;
-esac
-if [[ ! $duration_in =~ ^[0-9]{1,4}$ ]] || ((10#$duration_in < 1 || 10#$duration_in > 3600)); then
-  fail $EXIT_BAD_INPUT "Invalid duration '$(shown "$duration_in")': use whole seconds from 1 to 3600"
-fi
-duration=$((10#$duration_in))
-event=${mode,,}
-# CPU asks for perf events by name. async-profiler 4.x's `cpu` silently falls back to ctimer (or even wall clock) where
-# the JVM's user may not open perf events, and the run would still say CPU; `cpu-clock` is the same perf event (with
-# kernel frames where allowed, user frames only under perf_event_paranoid=2) but fails instead, and the run is then
-# retried in ITIMER and says so.
-[[ $mode != CPU ]] || event=cpu-clock
-success_message='Profiling Successful'
+  if [[ ! $run_id =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,63}$ ]]; then
+    fail $EXIT_BAD_INPUT "Invalid run id '$(shown "$run_id")': use 1 to 64 letters, digits or dashes, starting with a letter or digit"
+  fi
+  case $role in
+    jobmanager)
+      role_label=JobManager
+      main_classes=("${JOBMANAGER_MAIN_CLASSES[@]}")
+      ;;
+    taskmanager)
+      role_label=TaskManager
+      main_classes=("${TASKMANAGER_MAIN_CLASSES[@]}")
+      ;;
+    *) fail $EXIT_BAD_INPUT "Invalid role '$(shown "$role")': use jobmanager or taskmanager" ;;
+  esac
+  if [[ ! $duration_in =~ ^[0-9]{1,4}$ ]] || ((10#$duration_in < 1 || 10#$duration_in > 3600)); then
+    fail $EXIT_BAD_INPUT "Invalid duration '$(shown "$duration_in")': use whole seconds from 1 to 3600"
+  fi
+  duration=$((10#$duration_in))
+  event=${mode,,}
+  # CPU asks for perf events by name. async-profiler 4.x's `cpu` silently falls back to ctimer (or even wall clock)
+  # where the JVM's user may not open perf events, and the run would still say CPU; `cpu-clock` is the same perf event
+  # (with kernel frames where allowed, user frames only under perf_event_paranoid=2) but fails instead, and the run is
+  # then retried in ITIMER and says so.
+  [[ $mode != CPU ]] || event=cpu-clock
 
-tmp_base=${FLINK_PROFILER_TMPDIR:-${TMPDIR:-/tmp}}
-if [[ $tmp_base != /* || ! -d $tmp_base ]]; then
-  fail $EXIT_BAD_INPUT "Scratch base directory '$(shown "$tmp_base")' (FLINK_PROFILER_TMPDIR or TMPDIR) is not an absolute path to a directory"
-fi
+  tmp_base=${FLINK_PROFILER_TMPDIR:-${TMPDIR:-/tmp}}
+  if [[ $tmp_base != /* || ! -d $tmp_base ]]; then
+    fail $EXIT_BAD_INPUT "Scratch base directory '$(shown "$tmp_base")' (FLINK_PROFILER_TMPDIR or TMPDIR) is not an absolute path to a directory"
+  fi
+}
 
 # ---- asprof ----------------------------------------------------------------------------------------
 
-readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin/asprof)
-install_hint='Install an async-profiler release on this node (its bin/asprof and lib/libasyncProfiler.so must stay side by side), then put bin/asprof on root'"'"'s PATH (for example: ln -s /opt/async-profiler/bin/asprof /usr/local/bin/asprof) or set ASPROF to its path.'
-if [[ -n ${ASPROF-} ]]; then
-  asprof=$ASPROF
-  if [[ ! -f $asprof || ! -x $asprof ]]; then
-    fail $EXIT_NO_ASPROF "async-profiler not found: ASPROF=$(shown "$asprof") is not an executable file. $install_hint"
+# Sets asprof (ASPROF, else asprof on PATH, else a default location) and asprof_lib, the library next to it.
+find_asprof() {
+  local candidate asprof_real
+  if [[ -n ${ASPROF-} ]]; then
+    asprof=$ASPROF
+    if [[ ! -f $asprof || ! -x $asprof ]]; then
+      fail $EXIT_NO_ASPROF "async-profiler not found: ASPROF=$(shown "$asprof") is not an executable file. $INSTALL_HINT"
+    fi
+  else
+    asprof=$(command -v asprof || true)
+    if [[ $asprof != /* ]]; then
+      # SSM's PATH for root may lack /usr/local/bin: also look where the README installs async-profiler.
+      asprof=''
+      for candidate in "${ASPROF_DEFAULT_LOCATIONS[@]}"; do
+        if [[ -f $candidate && -x $candidate ]]; then
+          asprof=$candidate
+          break
+        fi
+      done
+    fi
+    if [[ -z $asprof ]]; then
+      fail $EXIT_NO_ASPROF "async-profiler not found: no asprof on PATH or at ${ASPROF_DEFAULT_LOCATIONS[*]}, and ASPROF is not set. $INSTALL_HINT"
+    fi
   fi
-else
-  asprof=$(command -v asprof || true)
-  if [[ $asprof != /* ]]; then
-    # SSM's PATH for root may lack /usr/local/bin: also look where the README installs async-profiler.
-    asprof=''
-    for candidate in "${ASPROF_DEFAULT_LOCATIONS[@]}"; do
-      if [[ -f $candidate && -x $candidate ]]; then
-        asprof=$candidate
-        break
-      fi
-    done
+  asprof_real=$(readlink -f -- "$asprof")
+  asprof_lib=${asprof_real%/*}/../lib/libasyncProfiler.so
+  if [[ ! -f $asprof_lib ]]; then
+    fail $EXIT_NO_ASPROF "async-profiler is incomplete: $asprof has no lib/libasyncProfiler.so next to its bin directory. $INSTALL_HINT"
   fi
-  if [[ -z $asprof ]]; then
-    fail $EXIT_NO_ASPROF "async-profiler not found: no asprof on PATH or at ${ASPROF_DEFAULT_LOCATIONS[*]}, and ASPROF is not set. $install_hint"
-  fi
-fi
-asprof_real=$(readlink -f -- "$asprof")
-asprof_lib=${asprof_real%/*}/../lib/libasyncProfiler.so
-if [[ ! -f $asprof_lib ]]; then
-  fail $EXIT_NO_ASPROF "async-profiler is incomplete: $asprof has no lib/libasyncProfiler.so next to its bin directory. $install_hint"
-fi
-asprof_lib=$(readlink -f -- "$asprof_lib")
+  asprof_lib=$(readlink -f -- "$asprof_lib")
+}
 
-# ---- Finding the JVM -------------------------------------------------------------------------------
+# Runs asprof with a time limit; sets asprof_out (stdout + stderr) and asprof_rc.
+run_asprof() {
+  asprof_rc=0
+  asprof_out=$(timeout -k 5 "$ASPROF_TIMEOUT" "$asprof" "$@" 2>&1 3>&-) || asprof_rc=$?
+}
+
+# ---- Processes -------------------------------------------------------------------------------------
 
 # Sets proc_role (jobmanager|taskmanager|'') and proc_class from /proc/$1/cmdline: an argument exactly
 # equal to one of the Flink main classes. Returns 1 when the process cannot be read (gone, other user).
@@ -273,7 +299,11 @@ describe_process() {
 
 role_label_of() { if [[ $1 == jobmanager ]]; then printf 'JobManager'; else printf 'TaskManager'; fi; }
 
-if [[ -n $pid ]]; then
+# ---- Finding the JVM -------------------------------------------------------------------------------
+
+# Checks that the given pid is a Flink JVM of the role, without ever attaching to anything else.
+check_given_pid() {
+  local tgid jvm_rc what
   if [[ ! -d /proc/$pid ]] || ! proc_start_time "$pid" >/dev/null; then
     fail $EXIT_NO_JVM "Process $pid not found on this node"
   fi
@@ -299,10 +329,12 @@ if [[ -n $pid ]]; then
     fi
     fail $EXIT_NO_JVM "Process $pid is not a Flink $role_label: it is $what"
   fi
-else
-  candidates=()
-  not_jvms=()
-  unreadable=()
+}
+
+# Sets pid to the one Flink JVM of the role on this node; fails when there is none or more than one.
+find_only_jvm_of_role() {
+  local proc_dir p jvm_rc message
+  local -a candidates=() not_jvms=() unreadable=()
   for proc_dir in /proc/[0-9]*; do
     p=${proc_dir#/proc/}
     [[ $p != "$$" && $p != "$BASHPID" ]] || continue
@@ -334,64 +366,67 @@ else
   pid=${candidates[0]}
   result_pid=$pid
   classify_process "$pid" || true
-fi
+}
 
-jvm_start_time=$(proc_start_time "$pid") || fail $EXIT_PROCESS_EXITED "Process $pid exited before profiling started"
-log "profiling Flink $role_label pid $pid ($proc_class), mode $mode, ${duration}s, with $asprof"
+# Sets pid (given or found) and jvm_start_time, which tells this JVM from a later process with its pid.
+find_jvm() {
+  if [[ -n $pid ]]; then
+    check_given_pid
+  else
+    find_only_jvm_of_role
+  fi
+  jvm_start_time=$(proc_start_time "$pid") || fail $EXIT_PROCESS_EXITED "$(msg_exited_before)"
+  log "profiling Flink $role_label pid $pid ($proc_class), mode $mode, ${duration}s, with $asprof"
+}
 
 # Another copy of the library clashes with ours on signals and timers while it profiles: Flink's built-in profiler
 # (rest.profiling.enabled) loads its own, extracted to Flink's tmp dir and deleted once loaded. Ask each such copy
 # whether it is profiling: `asprof --libpath <it> status` has the JVM load that path again, which finds the copy
 # already loaded by name (even deleted) and runs its `status`. Refuse while one profiles.
-other_libs=''
-{ other_libs=$(grep -o '/[^ ]*libasyncProfiler[^ ]*\.so' "/proc/$pid/maps" | sort -u | grep -vxF "$asprof_lib"); } 2>/dev/null || true
-while IFS= read -r other_lib; do
-  [[ -n $other_lib ]] || continue
-  run_asprof --libpath "$other_lib" status "$pid"
-  if [[ $asprof_rc == 0 && $asprof_out == *[Pp]"rofiling is running"* ]]; then
-    other_lib=${other_lib:0:200}
-    fail $EXIT_START_FAILED "Start profiler failed. Another async-profiler is profiling process $pid right now, most likely Flink's built-in profiler (rest.profiling.enabled; its library ${other_lib//[^A-Za-z0-9._:\/+@=-]/?}): wait until that profiling finishes and try again"
-  elif [[ $asprof_rc == 0 ]]; then
-    log "process $pid has another async-profiler library loaded ($other_lib, e.g. Flink's built-in profiler); it is not profiling now"
-  else
-    log "warning: process $pid has another async-profiler library loaded ($other_lib) that did not say whether it is profiling (exit $asprof_rc: ${asprof_out//$'\n'/ }); if it is, this run may fail or be skewed"
-  fi
-done <<<"$other_libs"
-
+refuse_while_another_profiler_runs() {
+  local other_libs='' other_lib
+  { other_libs=$(grep -o '/[^ ]*libasyncProfiler[^ ]*\.so' "/proc/$pid/maps" | sort -u | grep -vxF "$asprof_lib"); } 2>/dev/null || true
+  while IFS= read -r other_lib; do
+    [[ -n $other_lib ]] || continue
+    run_asprof --libpath "$other_lib" status "$pid"
+    if [[ $asprof_rc == 0 && $asprof_out == *[Pp]"rofiling is running"* ]]; then
+      other_lib=${other_lib:0:200}
+      fail $EXIT_START_FAILED "$START_FAILED Another async-profiler is profiling process $pid right now, most likely Flink's built-in profiler (rest.profiling.enabled; its library ${other_lib//[^A-Za-z0-9._:\/+@=-]/?}): wait until that profiling finishes and try again"
+    elif [[ $asprof_rc == 0 ]]; then
+      log "process $pid has another async-profiler library loaded ($other_lib, e.g. Flink's built-in profiler); it is not profiling now"
+    else
+      log "warning: process $pid has another async-profiler library loaded ($other_lib) that did not say whether it is profiling (exit $asprof_rc: ${asprof_out//$'\n'/ }); if it is, this run may fail or be skewed"
+    fi
+  done <<<"$other_libs"
+}
 
 # ---- Scratch directory -----------------------------------------------------------------------------
 
-jvm_uid='' jvm_gid=''
-while read -r key _ effective _; do
-  case $key in
-    Uid:) jvm_uid=$effective ;;
-    Gid:) jvm_gid=$effective ;;
-  esac
-done 2>/dev/null <"/proc/$pid/status" || true
-if [[ ! $jvm_uid =~ ^[0-9]+$ || ! $jvm_gid =~ ^[0-9]+$ ]]; then
-  fail $EXIT_PROCESS_EXITED "Process $pid exited before profiling started"
-fi
-if [[ $EUID != 0 && $EUID != "$jvm_uid" ]]; then
-  fail $EXIT_START_FAILED "Start profiler failed. Process $pid runs as uid $jvm_uid: run the node agent as root or as that user"
-fi
+# Sets jvm_uid and jvm_gid, the JVM's effective ids; fails when this agent may not act for that user.
+read_jvm_user() {
+  local key effective
+  jvm_uid='' jvm_gid=''
+  while read -r key _ effective _; do
+    case $key in
+      Uid:) jvm_uid=$effective ;;
+      Gid:) jvm_gid=$effective ;;
+    esac
+  done 2>/dev/null <"/proc/$pid/status" || true
+  if [[ ! $jvm_uid =~ ^[0-9]+$ || ! $jvm_gid =~ ^[0-9]+$ ]]; then
+    fail $EXIT_PROCESS_EXITED "$(msg_exited_before)"
+  fi
+  if [[ $EUID != 0 && $EUID != "$jvm_uid" ]]; then
+    fail $EXIT_START_FAILED "$START_FAILED Process $pid runs as uid $jvm_uid: run the node agent as root or as that user"
+  fi
+}
 
 # A run killed with SIGKILL cannot clean up; its JVM still writes the file when --timeout ends (at most
 # 60 min later), so a scratch directory unmodified for longer than that is left over.
-find "$tmp_base" -mindepth 1 -maxdepth 1 -type d -name 'flink-profiler.*' -mmin +65 -exec rm -rf -- {} + 2>/dev/null || true
-scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
-  fail $EXIT_START_FAILED "Start profiler failed. Could not create a scratch directory in $tmp_base"
-# The JVM itself writes the flame graph, as its own user.
-if [[ $EUID == 0 && $jvm_uid != 0 ]]; then
-  chown "$jvm_uid:$jvm_gid" "$scratch_dir" ||
-    fail $EXIT_START_FAILED "Start profiler failed. Could not hand the scratch directory $scratch_dir to uid $jvm_uid"
-fi
-# The JVM opens the output file itself, as its own user: each directory above the scratch directory must let that
-# user through, or the profile would run for its whole duration and then have nowhere to go. (Plain mode bits: a
-# directory opened to the user by an ACL only is refused here.)
-jvm_groups=" $jvm_gid "
-while read -r key rest; do
-  if [[ $key == Groups: ]]; then jvm_groups+="$rest "; fi
-done 2>/dev/null <"/proc/$pid/status" || true
+remove_stale_scratch_dirs() {
+  find "$tmp_base" -mindepth 1 -maxdepth 1 -type d -name 'flink-profiler.*' -mmin +65 -exec rm -rf -- {} + 2>/dev/null || true
+}
+
+# Whether the JVM's user may enter directory $1 (plain mode bits; needs jvm_groups).
 jvm_can_search() {
   local owner group perms
   read -r owner group perms < <(stat -L -c '%u %g %a' -- "$1" 2>/dev/null) || return 1
@@ -404,16 +439,39 @@ jvm_can_search() {
     ((perms & 8#001))
   fi
 }
-if [[ $jvm_uid != 0 ]]; then
+
+# The JVM opens the output file itself, as its own user: each directory above the scratch directory must let that
+# user through, or the profile would run for its whole duration and then have nowhere to go. (Plain mode bits: a
+# directory opened to the user by an ACL only is refused here.)
+check_jvm_can_reach_scratch_dir() {
+  local key rest dir
+  jvm_groups=" $jvm_gid "
+  while read -r key rest; do
+    if [[ $key == Groups: ]]; then jvm_groups+="$rest "; fi
+  done 2>/dev/null <"/proc/$pid/status" || true
+  [[ $jvm_uid != 0 ]] || return 0
   dir=$(readlink -f -- "$scratch_dir") || dir=$scratch_dir
   while [[ -n $dir ]]; do
     dir=${dir%/*}
     if ! jvm_can_search "${dir:-/}"; then
-      fail $EXIT_START_FAILED "Start profiler failed. The JVM's user (uid $jvm_uid) cannot enter ${dir:-/}, so it could not write the flame graph into $scratch_dir: set FLINK_PROFILER_TMPDIR (or TMPDIR) to a directory that every user can enter, such as /tmp"
+      fail $EXIT_START_FAILED "$START_FAILED The JVM's user (uid $jvm_uid) cannot enter ${dir:-/}, so it could not write the flame graph into $scratch_dir: set FLINK_PROFILER_TMPDIR (or TMPDIR) to a directory that every user can enter, such as /tmp"
     fi
   done
-fi
-out_file=$scratch_dir/$run_id.html
+}
+
+# Sets scratch_dir, a new directory the JVM's user owns and can reach, and out_file, the flame graph's path in it.
+make_scratch_dir() {
+  remove_stale_scratch_dirs
+  scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
+    fail $EXIT_START_FAILED "$START_FAILED Could not create a scratch directory in $tmp_base"
+  # The JVM itself writes the flame graph, as its own user.
+  if [[ $EUID == 0 && $jvm_uid != 0 ]]; then
+    chown "$jvm_uid:$jvm_gid" "$scratch_dir" ||
+      fail $EXIT_START_FAILED "$START_FAILED Could not hand the scratch directory $scratch_dir to uid $jvm_uid"
+  fi
+  check_jvm_can_reach_scratch_dir
+  out_file=$scratch_dir/$run_id.html
+}
 
 # ---- Mapping asprof failures -----------------------------------------------------------------------
 
@@ -440,13 +498,13 @@ explain_asprof_failure() {
     *"Process "*" not found"*)
       printf 'asprof could not find process %s although it runs (%s): run the node agent on the host or in the JVM'"'"'s own container, as root' "$pid" "$detail" ;;
     *"Only JFR output supports multiple events"* | *"Invalid interval"* | *"Duplicate event argument"*)
-      printf 'asprof rejected the node agent'"'"'s options (%s): install an async-profiler release this agent supports (3.0 or later; 4.5 is tested)' "$detail" ;;
+      msg_options_rejected "$detail" ;;
     *)
       case $rc in
         255) printf 'Process %s could not load %s: the library and its directories must be readable by the JVM'"'"'s user (uid %s) (%s)' "$pid" "$asprof_lib" "$jvm_uid" "${detail:-no details}" ;;
         124 | 137) printf 'asprof did not answer within %s seconds' "$ASPROF_TIMEOUT" ;;
         126 | 127) printf 'asprof at %s could not be run (%s)' "$asprof" "${detail:-exit code $rc}" ;;
-        100) printf 'asprof rejected the node agent'"'"'s options (%s): install an async-profiler release this agent supports (3.0 or later; 4.5 is tested)' "${detail:-exit code 100}" ;;
+        100) msg_options_rejected "${detail:-exit code 100}" ;;
         *) printf 'asprof failed with exit code %s: %s' "$rc" "${detail:-no output}" ;;
       esac ;;
   esac
@@ -454,41 +512,57 @@ explain_asprof_failure() {
 
 # ---- Profiling -------------------------------------------------------------------------------------
 
+nap() {
+  sleep "$1" 3>&- &
+  sleep_pid=$!
+  wait "$sleep_pid" || true
+  sleep_pid=''
+}
+
 # --timeout makes the agent inside the JVM stop and write the file by itself, so a profile never keeps
 # running when this script is killed (SSM timeout or cancel sends SIGKILL).
 start_profiler() {
   run_asprof start -e "$event" --timeout "$duration" -f "$out_file" "$pid"
   if [[ -n $asprof_out ]]; then printf '%s\n' "$asprof_out" | sed 's/^/asprof: /' >&2; fi
 }
-start_attempted=1
-start_profiler
-# Where the JVM may not open perf events (perf_event_paranoid, seccomp in containers), CPU is profiled in ITIMER,
-# as Flink's docs recommend then: the result line says mode=ITIMER and the message why.
-if [[ $asprof_rc != 0 && $mode == CPU && ($asprof_out == *"Perf events"* || $asprof_out == *"perf events"*) ]]; then
-  if [[ $asprof_out == *"resource limit"* ]]; then
-    fallback_reason="perf events hit the JVM's open-file limit (ulimit -n) on this node"
-  else
-    fallback_reason='perf events unavailable on this node'
-  fi
-  log "CPU mode cannot use perf events ($fallback_reason): profiling in ITIMER mode instead"
-  cpu_failure=$asprof_out
-  event=itimer
-  result_mode=ITIMER
-  success_message="Profiling Successful (CPU fell back to ITIMER: $fallback_reason)"
-  start_profiler
-  # Both failed: explain the CPU failure, the one the user asked for.
-  if [[ $asprof_rc != 0 && $asprof_out == *"erf events"* ]]; then asprof_out=$cpu_failure; fi
-fi
-if [[ $asprof_rc != 0 ]]; then
-  start_failed=1
-  jvm_alive || fail $EXIT_PROCESS_EXITED "Start profiler failed. Process $pid exited during profiling"
-  fail $EXIT_START_FAILED "Start profiler failed. $(explain_asprof_failure "$asprof_rc" "$asprof_out")"
-fi
 
-for ((elapsed = 0; elapsed < duration; elapsed++)); do
-  nap 1
-  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
-done
+# Starts the profiler in the JVM; fails with the reason when it does not start.
+start_profiling() {
+  local fallback_reason cpu_failure
+  start_attempted=1
+  start_profiler
+  # Where the JVM may not open perf events (perf_event_paranoid, seccomp in containers), CPU is profiled in ITIMER,
+  # as Flink's docs recommend then: the result line says mode=ITIMER and the message why.
+  if [[ $asprof_rc != 0 && $mode == CPU && ($asprof_out == *"Perf events"* || $asprof_out == *"perf events"*) ]]; then
+    if [[ $asprof_out == *"resource limit"* ]]; then
+      fallback_reason="perf events hit the JVM's open-file limit (ulimit -n) on this node"
+    else
+      fallback_reason='perf events unavailable on this node'
+    fi
+    log "CPU mode cannot use perf events ($fallback_reason): profiling in ITIMER mode instead"
+    cpu_failure=$asprof_out
+    event=itimer
+    result_mode=ITIMER
+    success_message="Profiling Successful (CPU fell back to ITIMER: $fallback_reason)"
+    start_profiler
+    # Both failed: explain the CPU failure, the one the user asked for.
+    if [[ $asprof_rc != 0 && $asprof_out == *"erf events"* ]]; then asprof_out=$cpu_failure; fi
+  fi
+  if [[ $asprof_rc != 0 ]]; then
+    start_failed=1
+    jvm_alive || fail $EXIT_PROCESS_EXITED "$START_FAILED $(msg_exited_during)"
+    fail $EXIT_START_FAILED "$START_FAILED $(explain_asprof_failure "$asprof_rc" "$asprof_out")"
+  fi
+}
+
+# Waits out the duration, failing as soon as the JVM is gone.
+wait_for_duration() {
+  local elapsed
+  for ((elapsed = 0; elapsed < duration; elapsed++)); do
+    nap 1
+    jvm_alive || fail $EXIT_PROCESS_EXITED "$(msg_exited_during)"
+  done
+}
 
 html_complete() {
   local tail_bytes
@@ -497,55 +571,77 @@ html_complete() {
   [[ $tail_bytes == *'</html>' ]]
 }
 
-finished=0
-inactive_without_file=0
-status_polls=0
-deadline=$(($(date +%s) + FINISH_TIMEOUT))
-while (($(date +%s) < deadline)); do
-  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
-  run_asprof status "$pid"
-  if [[ $asprof_rc == 0 && $asprof_out == *"Profiler is not active"* ]]; then
-    # The agent writes the file under the same lock that `status` takes: inactive means written (or failed).
-    if html_complete; then
-      finished=1
-      break
+# Waits until the JVM has written the whole flame graph; stops the profiler and fails when it does not in time.
+wait_for_flame_graph() {
+  local finished=0 inactive_without_file=0 status_polls=0 deadline
+  deadline=$(($(date +%s) + FINISH_TIMEOUT))
+  while (($(date +%s) < deadline)); do
+    jvm_alive || fail $EXIT_PROCESS_EXITED "$(msg_exited_during)"
+    run_asprof status "$pid"
+    if [[ $asprof_rc == 0 && $asprof_out == *"Profiler is not active"* ]]; then
+      # The agent writes the file under the same lock that `status` takes: inactive means written (or failed).
+      if html_complete; then
+        finished=1
+        break
+      fi
+      inactive_without_file=$((inactive_without_file + 1))
+      ((inactive_without_file < 3)) || break
+    elif [[ $asprof_rc != 0 ]]; then
+      log "asprof status failed (exit $asprof_rc): ${asprof_out//$'\n'/ }"
     fi
-    inactive_without_file=$((inactive_without_file + 1))
-    ((inactive_without_file < 3)) || break
-  elif [[ $asprof_rc != 0 ]]; then
-    log "asprof status failed (exit $asprof_rc): ${asprof_out//$'\n'/ }"
-  fi
-  # The JVM writes the file as the duration ends: look again soon at first, then less often.
-  status_polls=$((status_polls + 1))
-  if ((status_polls <= 20)); then nap 0.1; else nap 0.5; fi
-done
+    # The JVM writes the file as the duration ends: look again soon at first, then less often.
+    status_polls=$((status_polls + 1))
+    if ((status_polls <= 20)); then nap 0.1; else nap 0.5; fi
+  done
 
-profile_done=$finished
-if [[ $finished == 0 ]]; then
-  jvm_alive || fail $EXIT_PROCESS_EXITED "Process $pid exited during profiling"
-  if ((inactive_without_file >= 3)); then
-    fail $EXIT_STOP_FAILED "Stop profiler failed. $(explain_asprof_failure 200 'Could not open output file')"
+  profile_done=$finished
+  if [[ $finished == 0 ]]; then
+    jvm_alive || fail $EXIT_PROCESS_EXITED "$(msg_exited_during)"
+    if ((inactive_without_file >= 3)); then
+      fail $EXIT_STOP_FAILED "$STOP_FAILED $(explain_asprof_failure 200 'Could not open output file')"
+    fi
+    run_asprof stop "$pid"
+    fail $EXIT_STOP_FAILED "$STOP_FAILED The profiler did not finish writing the flame graph within ${FINISH_TIMEOUT}s after the profiling duration"
   fi
-  run_asprof stop "$pid"
-  fail $EXIT_STOP_FAILED "Stop profiler failed. The profiler did not finish writing the flame graph within ${FINISH_TIMEOUT}s after the profiling duration"
-fi
+}
 
 # ---- Result ----------------------------------------------------------------------------------------
 
-# The scratch directory belongs to the JVM's user, who could plant a link there: read the file without
-# following a symlink, and only if the JVM's user owns it and it has no other hard link.
-file_uid=''
-file_links=''
-read -r file_uid file_links < <(stat -c '%u %h' -- "$out_file") || file_uid=''
-if [[ $file_uid != "$jvm_uid" || $file_links != 1 ]]; then
-  fail $EXIT_STOP_FAILED "Stop profiler failed. $out_file is not a plain file written by the JVM's user (uid $jvm_uid)"
-fi
-encoded=$(dd if="$out_file" iflag=nofollow bs=65536 status=none | gzip -c | base64 -w 76) ||
-  fail $EXIT_STOP_FAILED "Stop profiler failed. Could not read and encode $out_file"
-[[ -n $encoded ]] || fail $EXIT_STOP_FAILED "Stop profiler failed. The flame graph $out_file is empty"
+# Prints the FINISHED line and the flame graph, gzip + base64, between markers.
+print_result() {
+  local file_uid='' file_links='' encoded
+  # The scratch directory belongs to the JVM's user, who could plant a link there: read the file without
+  # following a symlink, and only if the JVM's user owns it and it has no other hard link.
+  read -r file_uid file_links < <(stat -c '%u %h' -- "$out_file") || file_uid=''
+  if [[ $file_uid != "$jvm_uid" || $file_links != 1 ]]; then
+    fail $EXIT_STOP_FAILED "$STOP_FAILED $out_file is not a plain file written by the JVM's user (uid $jvm_uid)"
+  fi
+  encoded=$(dd if="$out_file" iflag=nofollow bs=65536 status=none | gzip -c | base64 -w 76) ||
+    fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
+  [[ -n $encoded ]] || fail $EXIT_STOP_FAILED "$STOP_FAILED The flame graph $out_file is empty"
 
-result_sent=1
-printf 'FLINK_PROFILER_RESULT status=FINISHED pid=%s mode=%s message=%s\n-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' \
-  "$pid" "$result_mode" "$success_message" "$encoded" >&3
-log "finished: $(stat -c %s -- "$out_file") bytes of HTML, ${#encoded} characters of base64"
-exit 0
+  result_sent=1
+  result_line FINISHED "$success_message"
+  printf -- '-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' "$encoded" >&3
+  log "finished: $(stat -c %s -- "$out_file") bytes of HTML, ${#encoded} characters of base64"
+}
+
+# ---- Main ------------------------------------------------------------------------------------------
+
+main() {
+  # Only the result protocol goes to the real stdout (fd 3); stray output of any command lands on stderr.
+  exec 3>&1 1>&2
+  install_handlers
+  read_inputs
+  find_asprof
+  find_jvm
+  refuse_while_another_profiler_runs
+  read_jvm_user
+  make_scratch_dir
+  start_profiling
+  wait_for_duration
+  wait_for_flame_graph
+  print_result
+}
+
+main "$@"
