@@ -109,6 +109,8 @@ describe('our SSM Command document', () => {
     expect(document.mainSteps[0]?.inputs.runCommand).toEqual(lines);
     expect(parse(text).mainSteps[0].inputs.runCommand).toEqual(lines);
     expect(agentStep(document).script).toBe(lines.join('\n'));
+    // SSM would replace a `{{ name }}` in runCommand with a parameter's text, which local mode does not do.
+    expect(lines.filter((line) => line.includes('{{'))).toEqual([]);
   });
 
   it('keeps the script out of the YAML file: its step has no runCommand of its own', () => {
