@@ -26,6 +26,16 @@ export function stepTimeoutSeconds(duration: number): number {
   return duration + EXECUTION_MARGIN_SECONDS;
 }
 
+/**
+ * When async-profiler's session inside the JVM is over at the latest, even if whatever started it was killed: the
+ * agent starts the session with `--timeout <duration>` within the step's margin for attaching, so the session ends
+ * before the step's own limit does. Until then a run that ended early (the agent killed, the command lost) may still
+ * be profiling its JVM, and a new run there would fail with "Profiler already started".
+ */
+export function jvmFreeAt(run: Pick<Run, 'triggerTime' | 'duration'>, timeouts: RunTimeouts): number {
+  return run.triggerTime + (timeouts.deliveryTimeoutSeconds + stepTimeoutSeconds(run.duration)) * 1000;
+}
+
 /** The moment after which a RUNNING run can have no result on its way: it is settled FAILED then. */
 export function runDeadline(run: Pick<Run, 'triggerTime' | 'duration'>, timeouts: RunTimeouts): number {
   const seconds = timeouts.deliveryTimeoutSeconds + stepTimeoutSeconds(run.duration) + timeouts.settleMarginSeconds;

@@ -20,9 +20,21 @@ export function finishedMessage(run: Run, result: AgentResult): string {
   return `${message} (${run.mode} fell back to ${result.mode})`;
 }
 
-/** Why a target refuses a new run. */
-export function busyReason(target: Target, runningRunId: string): string {
-  return `${describeTarget(target)} is busy: run ${runningRunId} is still RUNNING; wait for it to finish`;
+/** Why a target refuses a new run: a run is RUNNING there, or one that ended early may still be profiling its JVM. */
+export function busyReason(target: Target, runningRunId: string, busyUntil?: number): string {
+  if (busyUntil === undefined) {
+    return `${describeTarget(target)} is busy: run ${runningRunId} is still RUNNING; wait for it to finish`;
+  }
+  return `${describeTarget(target)} is busy until ${isoSeconds(busyUntil)}: run ${runningRunId} ended before its agent could stop async-profiler, whose session in the JVM runs until then at the latest; start a new run after that`;
+}
+
+/** Said after the failure of a run whose JVM may still be profiled. */
+export function stillProfilingNote(busyUntil: number): string {
+  return ` async-profiler may still be profiling the JVM until ${isoSeconds(busyUntil)}; the target takes a new run after that.`;
+}
+
+function isoSeconds(time: number): string {
+  return new Date(time).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** The agent said FINISHED, but what arrived is no whole flame graph. */

@@ -8,6 +8,11 @@ export interface RunOutcome {
   message: string;
   outputFile: string | null;
   artifactKey: string | null;
+  /**
+   * Until when the run's JVM may still be profiled although the run ended (its agent did not stop the session):
+   * the target refuses new runs until then. Null when the JVM is free.
+   */
+  busyUntil?: number | null;
 }
 
 /** A target, or all targets of a role in a cluster when `node` is left out. */
@@ -33,14 +38,15 @@ export interface RunPage {
 
 export type InsertResult =
   | { inserted: true }
-  | { inserted: false; runningRunId: string }
+  /** The target is busy: a run is RUNNING there, or one that ended early may still be profiling until `busyUntil`. */
+  | { inserted: false; runningRunId: string; busyUntil?: number }
   | { inserted: false; existing: Run };
 
 /** Keeps runs. Every state change is a conditional write, so concurrent writers never lose an update. */
 export interface RunStore {
   /**
-   * Stores a new RUNNING run unless its target already has one: then it stores nothing and returns the
-   * id of the run that holds the target. The check and the write are one atomic operation. A run whose id is
+   * Stores a new RUNNING run unless its target already has one, or a run there ended with `busyUntil` later than the
+   * new run's trigger time: then it stores nothing and returns the id of the run that holds the target. The check and the write are one atomic operation. A run whose id is
    * stored already (an earlier try of the same rule firing) is not stored again: the stored one is returned.
    */
   insertRunning(run: Run): Promise<InsertResult>;
@@ -104,6 +110,11 @@ export interface CommandOutput {
   exitCode: number | null;
   /** Why the command ended without the agent finishing, in words for the user (time-outs, undeliverable, …). */
   failure?: string;
+  /**
+   * No async-profiler session of this command can be running any more: the command never reached the agent (not
+   * delivered, refused), or it ran past the step's limit, which is later than the session's own timeout.
+   */
+  sessionOver?: boolean;
 }
 
 export type CommandState =

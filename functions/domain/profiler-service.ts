@@ -86,7 +86,13 @@ export class ProfilerService {
       settleMarginSeconds: deps.settings.graceSeconds,
     };
     this.reader = new RunReader({ ...deps, settings: deps.settings });
-    this.settler = new RunSettler({ runs: deps.runs, artifacts: deps.artifacts, log: deps.log, now });
+    this.settler = new RunSettler({
+      runs: deps.runs,
+      artifacts: deps.artifacts,
+      log: deps.log,
+      now,
+      timeouts: this.timeouts,
+    });
     this.starter = new RunStarter({ ...deps, settler: this.settler, reader: this.reader, now, newId });
     this.reconciler = new RunReconciler({ ...deps, settler: this.settler, now, timeouts: this.timeouts });
   }

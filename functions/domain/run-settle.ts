@@ -1,5 +1,6 @@
 import { parseAgentOutput } from './agent-output.ts';
-import { failureMessage, finishedMessage } from './messages.ts';
+import { jvmFreeAt, type RunTimeouts } from './deadline.ts';
+import { failureMessage, finishedMessage, stillProfilingNote } from './messages.ts';
 import type { Observation } from './observation.ts';
 import type { ArtifactStore, Logger, RunOutcome, RunStore } from './ports.ts';
 import { artifactKeyFor, outputFileName, type Run } from './run.ts';
@@ -9,6 +10,7 @@ export interface SettleDependencies {
   artifacts: ArtifactStore;
   log: Logger;
   now: () => number;
+  timeouts: RunTimeouts;
 }
 
 /**
@@ -41,20 +43,46 @@ export class RunSettler {
   /** How the observation ends the run; a finished profile is stored first, under a key of this run's own. */
   private async outcomeOf(run: Run, observation: Observation): Promise<RunOutcome> {
     const finishedTime = this.deps.now();
-    const failed = (message: string): RunOutcome => ({
-      status: 'FAILED',
-      finishedTime,
-      message,
-      outputFile: null,
-      artifactKey: null,
-    });
+    const result = observation.kind === 'agentOutput' ? parseAgentOutput(observation.output.stdout) : undefined;
+    const failed = (message: string): RunOutcome => {
+      const busyUntil = this.jvmBusyUntil(run, observation, result !== undefined);
+      return {
+        status: 'FAILED',
+        finishedTime,
+        message: busyUntil === null ? message : `${message}${stillProfilingNote(busyUntil)}`,
+        outputFile: null,
+        artifactKey: null,
+        busyUntil,
+      };
+    };
     if (observation.kind !== 'agentOutput') return failed(failureMessage(run, observation));
-
-    const result = parseAgentOutput(observation.output.stdout);
     if (result?.status !== 'FINISHED' || !result.gzippedHtml) return failed(failureMessage(run, observation, result));
     const outputFile = outputFileName(run, finishedTime);
     const artifactKey = artifactKeyFor(run, outputFile);
     await this.deps.artifacts.put(artifactKey, result.gzippedHtml);
-    return { status: 'FINISHED', finishedTime, message: finishedMessage(run, result), outputFile, artifactKey };
+    return {
+      status: 'FINISHED',
+      finishedTime,
+      message: finishedMessage(run, result),
+      outputFile,
+      artifactKey,
+      busyUntil: null,
+    };
+  }
+
+  /**
+   * Until when a run that ends now may still be profiling its JVM. async-profiler's session outlives an agent that
+   * was killed (SIGKILL, the node's OOM killer, SSM's cancel), so a run whose agent neither answered (it stops the
+   * session before it answers; its exit trap answers whenever it exits by itself) nor is known to have ended past
+   * the session's timeout keeps its target busy until that timeout has passed. Null when the JVM is free. Other
+   * observations come past the deadline (overdue, a forgotten command) or before anything ran (dispatch failed).
+   */
+  private jvmBusyUntil(run: Run, observation: Observation, agentAnswered: boolean): number | null {
+    if (observation.kind !== 'agentOutput' || agentAnswered || observation.output.sessionOver) return null;
+    const { exitCode } = observation.output;
+    const killed = exitCode === null || exitCode < 0 || exitCode >= 128;
+    if (!killed) return null;
+    const freeAt = jvmFreeAt(run, this.deps.timeouts);
+    return freeAt > this.deps.now() ? freeAt : null;
   }
 }

@@ -100,7 +100,8 @@ export class RunStarter {
     const insert = await this.deps.runs.insertRunning(run);
     // A random id is never stored already: a refused insert is a busy target.
     if (!insert.inserted) {
-      throw new ConflictError(busyReason(target, 'runningRunId' in insert ? insert.runningRunId : insert.existing.id));
+      if ('existing' in insert) throw new ConflictError(busyReason(target, insert.existing.id));
+      throw new ConflictError(busyReason(target, insert.runningRunId, insert.busyUntil));
     }
     this.auditStart(command.caller, [run]);
     await this.trimHistory(target);
@@ -156,7 +157,7 @@ export class RunStarter {
       if (insert.inserted) started.push({ run, node });
       else if ('existing' in insert) earlier.push({ run: insert.existing, node });
       else {
-        const reason = busyReason(run, insert.runningRunId);
+        const reason = busyReason(run, insert.runningRunId, insert.busyUntil);
         skipped.push({ node: node.id, role, reason, runningRunId: insert.runningRunId });
       }
     }

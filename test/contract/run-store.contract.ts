@@ -136,6 +136,37 @@ export function describeRunStoreContract(
       expect(await store.insertRunning(runOf())).toEqual({ inserted: true });
     });
 
+    it('keeps a target busy until the time a run that ended early says its JVM may still be profiled', async () => {
+      const store = await createStore();
+      const run = runOf();
+      await store.insertRunning(run);
+      const busyUntil = run.triggerTime + 150_000;
+      const ended = await store.finish(run.id, {
+        status: 'FAILED',
+        finishedTime: run.triggerTime + 5_000,
+        message: 'killed',
+        outputFile: null,
+        artifactKey: null,
+        busyUntil,
+      });
+      expect(ended?.status).toBe('FAILED');
+      // Before then the next run is refused, saying which run and until when; nothing is stored.
+      const early = runOf({ triggerTime: busyUntil - 1 });
+      expect(await store.insertRunning(early)).toEqual({ inserted: false, runningRunId: run.id, busyUntil });
+      expect(await store.get(early.id)).toBeUndefined();
+      // Another target of the same host is not held.
+      expect(await store.insertRunning(runOf({ role: 'jobmanager', triggerTime: busyUntil - 1 }))).toEqual({
+        inserted: true,
+      });
+      // After then the target takes a run, and that run holds it as any RUNNING run does.
+      const later = runOf({ triggerTime: busyUntil + 1 });
+      expect(await store.insertRunning(later)).toEqual({ inserted: true });
+      expect(await store.insertRunning(runOf({ triggerTime: busyUntil + 2 }))).toEqual({
+        inserted: false,
+        runningRunId: later.id,
+      });
+    });
+
     it('finds a run by its command and node', async () => {
       const store = await createStore();
       const a = runOf({ node: 'i-a' });

@@ -106,7 +106,9 @@ export class DynamoDbRunStore implements RunStore {
               Put: {
                 TableName: this.tableName,
                 Item: { pk: lockPk(run), sk: LOCK_SK, runId: run.id },
-                ConditionExpression: 'attribute_not_exists(pk)',
+                // Free, or held only by a run that ended early and whose JVM session is over by now.
+                ConditionExpression: 'attribute_not_exists(pk) OR busyUntil < :now',
+                ExpressionAttributeValues: { ':now': run.triggerTime },
               },
             },
             { Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
@@ -124,7 +126,11 @@ export class DynamoDbRunStore implements RunStore {
       const lock = await this.client.send(
         new GetCommand({ TableName: this.tableName, Key: { pk: lockPk(run), sk: LOCK_SK }, ConsistentRead: true }),
       );
-      return { inserted: false, runningRunId: String(lock.Item?.runId ?? 'unknown') };
+      const runningRunId = String(lock.Item?.runId ?? 'unknown');
+      const busyUntil = lock.Item?.busyUntil;
+      return typeof busyUntil === 'number'
+        ? { inserted: false, runningRunId, busyUntil }
+        : { inserted: false, runningRunId };
     }
   }
 
@@ -174,15 +180,26 @@ export class DynamoDbRunStore implements RunStore {
                 },
               },
             },
-            {
-              // Free the target, unless another run holds it by now (which cannot happen while this one runs).
-              Delete: {
-                TableName: this.tableName,
-                Key: { pk: lockPk(run), sk: LOCK_SK },
-                ConditionExpression: 'attribute_not_exists(pk) OR runId = :id',
-                ExpressionAttributeValues: { ':id': id },
-              },
-            },
+            outcome.busyUntil
+              ? {
+                  // The JVM may still be profiled: the lock stays, saying until when (insertRunning takes it after).
+                  Update: {
+                    TableName: this.tableName,
+                    Key: { pk: lockPk(run), sk: LOCK_SK },
+                    UpdateExpression: 'SET busyUntil = :until, runId = :id',
+                    ConditionExpression: 'attribute_not_exists(pk) OR runId = :id',
+                    ExpressionAttributeValues: { ':id': id, ':until': outcome.busyUntil },
+                  },
+                }
+              : {
+                  // Free the target, unless another run holds it by now (which cannot happen while this one runs).
+                  Delete: {
+                    TableName: this.tableName,
+                    Key: { pk: lockPk(run), sk: LOCK_SK },
+                    ConditionExpression: 'attribute_not_exists(pk) OR runId = :id',
+                    ExpressionAttributeValues: { ':id': id },
+                  },
+                },
           ],
         }),
       );

@@ -95,6 +95,21 @@ const MESSAGES = {
 
 type StatusKey = keyof typeof MESSAGES.status;
 
+/**
+ * Causes after which no async-profiler session of the command can be running: it never reached the agent, or the
+ * agent was stopped at the step's limit, past the session's own timeout. Cancelled is not one: the agent may have
+ * been killed while its session ran on.
+ */
+const SESSION_OVER: ReadonlySet<string> = new Set<StatusKey>([
+  'undeliverable',
+  'deliverytimedout',
+  'terminated',
+  'noinstancefound',
+  'accessdenied',
+  'invalidplatform',
+  'executiontimedout',
+]);
+
 /** One spelling for each StatusDetails value: lower case, letters only ("Delivery Timed Out" → "deliverytimedout"). */
 function statusKey(value: string): string {
   const key = value.toLowerCase().replace(/[^a-z]/g, '');
@@ -344,6 +359,7 @@ export class SsmDispatcher implements Dispatcher {
       };
     }
     const failure = explainStatus(invocation, run.node);
+    const sessionOver = SESSION_OVER.has(statusKey(invocation.StatusDetails || invocation.Status || ''));
     return {
       state: 'ended',
       output: {
@@ -351,6 +367,7 @@ export class SsmDispatcher implements Dispatcher {
         stderr: stderr ?? invocation.StandardErrorContent ?? '',
         exitCode,
         ...(failure ? { failure } : {}),
+        ...(sessionOver ? { sessionOver } : {}),
       },
     };
   }

@@ -197,12 +197,11 @@ export class LocalDispatcher implements Dispatcher {
     try {
       if (code !== null) await writeFile(join(dir, 'exit-code'), String(code));
       const output = (await this.readOutput(dir, code)) ?? { stdout: '', stderr: '', exitCode: code };
-      if (signal) {
-        output.failure =
-          signal === 'SIGTERM'
-            ? `Stop profiler failed. The node agent ran past its time limit of ${limitSeconds} s (Execution Timed Out) and was stopped.`
-            : `The node agent was killed by ${signal}.`;
-      }
+      if (signal === 'SIGTERM') {
+        output.failure = `Stop profiler failed. The node agent ran past its time limit of ${limitSeconds} s (Execution Timed Out) and was stopped.`;
+        // Past the step's limit the session's own timeout has passed too.
+        output.sessionOver = true;
+      } else if (signal) output.failure = `The node agent was killed by ${signal}.`;
       await this.options.onCommandEnded(runId, output);
       await rm(dir, { recursive: true, force: true });
     } catch (error) {

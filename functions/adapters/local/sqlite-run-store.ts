@@ -23,6 +23,8 @@ interface RunRow {
   group_id: string | null;
   /** JSON array of team names. */
   teams: string | null;
+  /** Until when the run's JVM may still be profiled after the run ended early (epoch ms). */
+  busy_until: number | null;
 }
 
 const TABLE = `
@@ -43,12 +45,13 @@ CREATE TABLE IF NOT EXISTS runs (
   requested_by  TEXT,
   rule_id       TEXT,
   group_id      TEXT,
-  teams         TEXT
+  teams         TEXT,
+  busy_until    INTEGER
 );
 `;
 
 /** Columns added after the first release, each with its definition: added to an older file when it opens. */
-const ADDED_COLUMNS = { group_id: 'TEXT', teams: 'TEXT' } as const;
+const ADDED_COLUMNS = { group_id: 'TEXT', teams: 'TEXT', busy_until: 'INTEGER' } as const;
 
 const INDEXES = `
 -- The one-RUNNING-run-per-target rule lives in the database: an insert that breaks it fails atomically.
@@ -193,24 +196,35 @@ export class SqliteRunStore implements RunStore {
   }
 
   async insertRunning(run: Run): Promise<InsertResult> {
-    const inserted = this.db
-      .prepare(
-        `INSERT INTO runs (id, cluster, node, role, mode, duration, status, trigger_time, finished_time, message,
-                           output_file, command_id, artifact_key, requested_by, rule_id, group_id, teams)
-         VALUES (@id, @cluster, @node, @role, @mode, @duration, 'RUNNING', @triggerTime, NULL, NULL, NULL, NULL, NULL,
-                 @requestedBy, @ruleId, @groupId, @teams)
-         ON CONFLICT DO NOTHING`,
-      )
-      .run({ ...run, groupId: run.groupId ?? null, teams: run.teams ? JSON.stringify(run.teams) : null });
-    if (inserted.changes === 1) return { inserted: true };
-    // Stored already: an earlier try of the same rule firing (its run ids derive from the firing, not chance).
-    const same = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(run.id) as RunRow | undefined;
-    if (same) return { inserted: false, existing: toRun(same) };
-    const holder = this.db
-      .prepare(`SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ? AND status = 'RUNNING'`)
-      .get(run.cluster, run.node, run.role) as { id: string } | undefined;
-    if (!holder) throw new Error(`run ${run.id} was not inserted and no RUNNING run holds its target`);
-    return { inserted: false, runningRunId: holder.id };
+    // One transaction: the checks and the insert see the same rows.
+    return this.db.transaction((): InsertResult => {
+      // Stored already: an earlier try of the same rule firing (its run ids derive from the firing, not chance).
+      const same = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(run.id) as RunRow | undefined;
+      if (same) return { inserted: false, existing: toRun(same) };
+      const stillProfiled = this.db
+        .prepare(
+          `SELECT id, busy_until FROM runs WHERE cluster = ? AND node = ? AND role = ? AND busy_until > ?
+           ORDER BY busy_until DESC LIMIT 1`,
+        )
+        .get(run.cluster, run.node, run.role, run.triggerTime) as { id: string; busy_until: number } | undefined;
+      if (stillProfiled)
+        return { inserted: false, runningRunId: stillProfiled.id, busyUntil: stillProfiled.busy_until };
+      const inserted = this.db
+        .prepare(
+          `INSERT INTO runs (id, cluster, node, role, mode, duration, status, trigger_time, finished_time, message,
+                             output_file, command_id, artifact_key, requested_by, rule_id, group_id, teams)
+           VALUES (@id, @cluster, @node, @role, @mode, @duration, 'RUNNING', @triggerTime, NULL, NULL, NULL, NULL, NULL,
+                   @requestedBy, @ruleId, @groupId, @teams)
+           ON CONFLICT DO NOTHING`,
+        )
+        .run({ ...run, groupId: run.groupId ?? null, teams: run.teams ? JSON.stringify(run.teams) : null });
+      if (inserted.changes === 1) return { inserted: true };
+      const holder = this.db
+        .prepare(`SELECT id FROM runs WHERE cluster = ? AND node = ? AND role = ? AND status = 'RUNNING'`)
+        .get(run.cluster, run.node, run.role) as { id: string } | undefined;
+      if (!holder) throw new Error(`run ${run.id} was not inserted and no RUNNING run holds its target`);
+      return { inserted: false, runningRunId: holder.id };
+    })();
   }
 
   async get(id: string): Promise<Run | undefined> {
@@ -226,10 +240,10 @@ export class SqliteRunStore implements RunStore {
     const row = this.db
       .prepare(
         `UPDATE runs SET status = @status, finished_time = @finishedTime, message = @message,
-                         output_file = @outputFile, artifact_key = @artifactKey
+                         output_file = @outputFile, artifact_key = @artifactKey, busy_until = @busyUntil
          WHERE id = @id AND status = 'RUNNING' RETURNING *`,
       )
-      .get({ id, ...outcome }) as RunRow | undefined;
+      .get({ id, ...outcome, busyUntil: outcome.busyUntil ?? null }) as RunRow | undefined;
     return row && toRun(row);
   }
 
