@@ -331,8 +331,11 @@ export class Functions extends Construct {
     // then fires nothing anyway. A firing given up here is recorded in the queue, not repeated.
     failed.configure(tick, { maxEventAge: Duration.minutes(10) });
     // Tick delivery is the schedules' business: the API writes each schedule with RetryPolicy 10 attempts within
-    // an hour and no DeadLetterConfig (functions/adapters/aws/eventbridge-rule-scheduler.ts), so an invocation that
-    // Scheduler gives up on is dropped: Rules alarms on the group's InvocationDroppedCount instead.
+    // an hour and a DeadLetterConfig naming this queue (functions/adapters/aws/eventbridge-rule-scheduler.ts).
+    // Scheduler sends there with the schedule's own role, not as a service principal, so the role may send to it.
+    // Rules still alarms on InvocationDroppedCount: a firing dropped when even that send failed.
+    api.addEnvironment(ENV.scheduleDeadLetterArn, failed.queue.queueArn);
+    failed.queue.grantSendMessages(props.rules.schedulerRole);
 
     // ---- completion: SSM status changes of our document only ----
     new events.Rule(this, 'CommandStatusChanges', {

@@ -24,9 +24,10 @@ export class Rules extends Construct {
         conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
     });
-    // The schedules are written by the API at run time, with a retry policy for delivering the invocation but no
-    // dead-letter queue, so a firing Scheduler could not deliver leaves only this metric behind. (A firing that
-    // was delivered and then failed in the function goes to the failed-invocations queue: see Functions.)
+    // The schedules are written by the API at run time, with a retry policy for delivering the invocation and the
+    // failed-invocations queue as their dead-letter queue (see Functions), where a firing Scheduler could not
+    // deliver goes and is alarmed. A firing is dropped only when that send fails too, which leaves only this
+    // metric behind. (A firing that was delivered and then failed in the function goes to the same queue.)
     this.droppedFirings = new cloudwatch.Alarm(this, 'DroppedFirings', {
       alarmDescription:
         "EventBridge Scheduler gave up invoking the rule tick function for one of the profiler's schedules after " +

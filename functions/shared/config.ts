@@ -43,6 +43,8 @@ export const ENV = {
   tickFunctionArn: 'FLINK_PROFILER_TICK_FUNCTION_ARN',
   /** ARN of the role the schedules assume to invoke the tick function (the API function passes it). */
   schedulerRoleArn: 'FLINK_PROFILER_SCHEDULER_ROLE_ARN',
+  /** ARN of the SQS queue where a schedule puts a firing it could not deliver to the tick function. */
+  scheduleDeadLetterArn: 'FLINK_PROFILER_SCHEDULE_DEAD_LETTER_ARN',
 } as const;
 
 const wholeNumber = (min: number, max: number) =>
@@ -241,12 +243,19 @@ const ruleSchedulerSchema = z.object({
   [ENV.schedulerRoleArn]: z
     .string({ error: 'is required' })
     .regex(/^arn:[\w-]+:iam::/, { error: 'must be the ARN of an IAM role' }),
+  // Optional for a bare endpoint under test; the stack always sets it.
+  [ENV.scheduleDeadLetterArn]: z
+    .string()
+    .regex(/^arn:[\w-]+:sqs:/, { error: 'must be the ARN of an SQS queue' })
+    .optional(),
 });
 
 export interface RuleSchedulerConfig {
   groupName: string;
   tickFunctionArn: string;
   schedulerRoleArn: string;
+  /** Where a firing that could not be delivered goes (absent: Scheduler drops it after its retries). */
+  deadLetterArn?: string;
 }
 
 /**
@@ -259,5 +268,6 @@ export function readRuleSchedulerConfig(env: NodeJS.ProcessEnv = process.env): R
     groupName: parsed[ENV.scheduleGroup] as string,
     tickFunctionArn: parsed[ENV.tickFunctionArn] as string,
     schedulerRoleArn: parsed[ENV.schedulerRoleArn] as string,
+    ...(parsed[ENV.scheduleDeadLetterArn] ? { deadLetterArn: parsed[ENV.scheduleDeadLetterArn] } : {}),
   };
 }

@@ -165,7 +165,26 @@ describe('asynchronous invocations', () => {
     );
   });
 
-  it('alarms when EventBridge Scheduler drops a rule firing (the schedules have no dead-letter queue)', () => {
+  it('gives the schedules the same queue for firings they could not deliver, sent with their own role', () => {
+    // The API writes the schedules: it learns the queue from its environment.
+    const api = resources[logicalId(stack.functions.handlers.api)];
+    expect(api.Properties.Environment.Variables.FLINK_PROFILER_SCHEDULE_DEAD_LETTER_ARN).toEqual(queueArn());
+    // Scheduler sends to a dead-letter queue as the schedule's role, which may do that and nothing else there.
+    const roleStatements = ofType('AWS::IAM::Policy')
+      .map(([, resource]) => resource.Properties)
+      .filter((policy) => policy.Roles.some((role: Json) => role.Ref === logicalId(stack.rules.schedulerRole)))
+      .flatMap((policy) => policy.PolicyDocument.Statement)
+      .filter(mentionsQueue);
+    expect(roleStatements).toHaveLength(1);
+    expect(roleStatements[0]).toMatchObject({ Effect: 'Allow', Resource: queueArn() });
+    expect([roleStatements[0].Action].flat().sort()).toEqual([
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+    ]);
+  });
+
+  it('alarms when EventBridge Scheduler drops a rule firing (even its dead-letter send failed)', () => {
     const [alarm, ...others] = ofType('AWS::CloudWatch::Alarm')
       .map(([, resource]) => resource.Properties)
       .filter((a) => a.Namespace === 'AWS/Scheduler');

@@ -23,6 +23,7 @@ const scheduler = () =>
     groupName: 'ffp-rules',
     tickFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:tick',
     schedulerRoleArn: 'arn:aws:iam::123456789012:role/scheduler',
+    deadLetterArn: 'arn:aws:sqs:us-east-1:123456789012:failed-invocations',
     now: () => NOW,
   });
 
@@ -80,6 +81,8 @@ describe('EventBridge Scheduler adapter', () => {
         RoleArn: 'arn:aws:iam::123456789012:role/scheduler',
         Input: JSON.stringify({ ruleId: 'r-1', version: 4, scheduledTime: SCHEDULED_TIME }),
         RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 10 },
+        // A firing it could not deliver is kept (and alarmed), not dropped.
+        DeadLetterConfig: { Arn: 'arn:aws:sqs:us-east-1:123456789012:failed-invocations' },
       },
     });
 

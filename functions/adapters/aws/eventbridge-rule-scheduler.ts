@@ -30,6 +30,11 @@ export interface EventBridgeRuleSchedulerOptions {
   tickFunctionArn: string;
   /** The role the schedules assume to invoke the tick function (the API function needs iam:PassRole on it). */
   schedulerRoleArn: string;
+  /**
+   * The queue where a schedule puts a firing it could not deliver after its retries (the schedule's role sends it),
+   * instead of dropping it; the stack alarms on it.
+   */
+  deadLetterArn?: string;
   now?: () => number;
 }
 
@@ -83,6 +88,7 @@ export class EventBridgeRuleScheduler implements RuleScheduler {
         Input: JSON.stringify(input),
         // A tick that cannot run within the hour is pointless; the next one comes anyway.
         RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 10 },
+        ...(this.options.deadLetterArn ? { DeadLetterConfig: { Arn: this.options.deadLetterArn } } : {}),
       },
     };
   }
