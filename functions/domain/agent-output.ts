@@ -2,7 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import { isProfilingMode, type ProfilingMode } from './modes.ts';
 
 /**
- * The node agent's result protocol on stdout (the script of functions/node-agent/flink-profiler.ssm.yaml prints it):
+ * The node agent's result protocol on stdout (functions/node-agent/flink-profiler-agent.sh prints it):
  *
  *   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> message=<rest of the line>
  *   -----BEGIN FLINK PROFILE-----

@@ -2,7 +2,7 @@ import type { Role } from './run.ts';
 
 /**
  * The main classes that make a JVM a Flink JobManager or TaskManager. The node agent script
- * (the script in functions/node-agent/flink-profiler.ssm.yaml) carries the same lists; a unit test keeps them equal.
+ * (functions/node-agent/flink-profiler-agent.sh) carries the same lists; a unit test keeps them equal.
  */
 export const FLINK_MAIN_CLASSES: Record<Role, readonly string[]> = {
   jobmanager: [

@@ -12,7 +12,7 @@ export const AGENT_STEP_NAME = 'profileFlinkJvm';
 /** Re-exported for the document's tests: the margin is defined once, with the run's deadline (deadline.ts). */
 export { EXECUTION_MARGIN_SECONDS };
 
-/** The parameter values of a run; `runId` names the agent's scratch file and may stand for a batch of runs. */
+/** The parameter values of a run; `runId` is its dispatch id (the run's, or its fan-out group's: see dispatch-id.ts). */
 export function agentParameters(
   run: Pick<Run, 'role' | 'mode' | 'duration'>,
   runId: string,
