@@ -12,6 +12,8 @@ import {
   InvalidInstanceInformationFilterValue,
   InvalidNextToken,
   InvocationDoesNotExist,
+  ListCommandsCommand,
+  type ListCommandsCommandOutput,
   SendCommandCommand,
   type SendCommandCommandInput,
   type SendCommandCommandOutput,
@@ -25,7 +27,8 @@ import { AGENT_STEP_NAME } from '#node-agent/agent-parameters.ts';
 
 /**
  * A test-side SSM that answers as AWS does where moto does not (moto reports Success for every invocation at once,
- * accepts any instance id and answers DescribeInstanceInformation with HTTP 500). Installed per test on
+ * accepts any instance id, names instances a command was not sent to in its command records, and answers
+ * DescribeInstanceInformation with HTTP 500). Installed per test on
  * `SSMClient.prototype.send`, so the clients the Lambda functions build at cold start go through it too; undo it
  * with `vi.restoreAllMocks()`. What it does not model (tag targets, other filters) throws, never answers leniently.
  */
@@ -151,10 +154,13 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
       });
     }
     const output = (await send.call(client, command)) as SendCommandCommandOutput;
-    const accepted = output.Command;
-    if (accepted?.CommandId)
+    // moto's answer (and its ListCommands) can name instances the command was not sent to: keep the ids sent.
+    const accepted = output.Command && { ...output.Command, InstanceIds: [...(input.InstanceIds ?? [])] };
+    if (accepted?.CommandId) {
+      // moto keeps no document version in its command records either.
       commands.set(accepted.CommandId, { command: accepted, documentVersion: input.DocumentVersion });
-    return output;
+    }
+    return { ...output, ...(accepted ? { Command: accepted } : {}) };
   }
 
   function getCommandInvocation(input: GetCommandInvocationCommandInput): GetCommandInvocationCommandOutput {
@@ -267,6 +273,16 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
     if (command instanceof SendCommandCommand) return sendCommand(this, command);
     if (command instanceof GetCommandInvocationCommand) return getCommandInvocation(command.input);
     if (command instanceof DescribeInstanceInformationCommand) return describeInstanceInformation(command.input);
+    if (command instanceof ListCommandsCommand) {
+      // The ids each command was sent to, not moto's, and only the commands sent to the instance asked about.
+      const output = (await send.call(this, command, ...rest)) as ListCommandsCommandOutput;
+      const listed = (output.Commands ?? []).map((c) => {
+        const sentTo = commands.get(c.CommandId ?? '')?.command.InstanceIds;
+        return sentTo ? { ...c, InstanceIds: sentTo } : c;
+      });
+      const { InstanceId } = command.input;
+      return { ...output, Commands: listed.filter((c) => !InstanceId || c.InstanceIds?.includes(InstanceId)) };
+    }
     return send.call(this, command, ...rest);
   } as typeof SSMClient.prototype.send);
 
