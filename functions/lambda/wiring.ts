@@ -29,7 +29,8 @@ export function createAwsProfiler(
 ): ProfilerService {
   return new ProfilerService({
     runs: new DynamoDbRunStore(clients.dynamo, config.table),
-    artifacts: new S3ArtifactStore(clients.s3, clients.s3Signer, config.bucket),
+    // Links to flame graphs go through the sandboxing artifact distribution when the stack names one.
+    artifacts: new S3ArtifactStore(clients.s3, clients.s3Signer, config.bucket, { linkDomain: config.artifactDomain }),
     dispatcher: new SsmDispatcher(clients.ssm, clients.s3, {
       documentName: config.documentName,
       documentVersion: config.documentVersion,

@@ -19,6 +19,11 @@ export const ENV = {
   agentTmpDir: 'FLINK_PROFILER_TMPDIR',
   table: 'FLINK_PROFILER_TABLE',
   bucket: 'FLINK_PROFILER_BUCKET',
+  /**
+   * Host name of the CloudFront distribution that serves flame graphs, sandboxed, on an origin of their own (the
+   * stack's artifact distribution). Unset: links go straight to the S3 endpoint.
+   */
+  artifactDomain: 'FLINK_PROFILER_ARTIFACT_DOMAIN',
   ssmOutputPrefix: 'FLINK_PROFILER_SSM_OUTPUT_PREFIX',
   documentName: 'FLINK_PROFILER_DOCUMENT_NAME',
   documentVersion: 'FLINK_PROFILER_DOCUMENT_VERSION',
@@ -189,6 +194,12 @@ const awsSchema = settingsSchema.extend({
   [ENV.table]: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
   [ENV.bucket]: z.string({ error: 'is required' }).min(3, { error: 'must be an S3 bucket name' }),
   [ENV.ssmOutputPrefix]: z.string().min(1).default('ssm-output/'),
+  [ENV.artifactDomain]: z
+    .string()
+    .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i, {
+      error: 'must be a host name such as d111111abcdef8.cloudfront.net (no scheme, port or path)',
+    })
+    .optional(),
   [ENV.documentName]: z.string({ error: 'is required' }).min(3, { error: 'must be an SSM document name' }),
   [ENV.documentVersion]: z
     .string({ error: 'is required' })
@@ -203,6 +214,8 @@ const awsSchema = settingsSchema.extend({
 export interface AwsConfig {
   table: string;
   bucket: string;
+  /** Where flame-graph links point instead of the S3 endpoint (the artifact distribution); unset: S3 itself. */
+  artifactDomain?: string;
   ssmOutputPrefix: string;
   documentName: string;
   documentVersion: string;
@@ -221,6 +234,7 @@ export function readAwsConfig(env: NodeJS.ProcessEnv = process.env): AwsConfig {
   return {
     table: parsed[ENV.table],
     bucket: parsed[ENV.bucket],
+    ...(parsed[ENV.artifactDomain] ? { artifactDomain: parsed[ENV.artifactDomain] } : {}),
     ssmOutputPrefix: parsed[ENV.ssmOutputPrefix],
     documentName: parsed[ENV.documentName],
     documentVersion: parsed[ENV.documentVersion],

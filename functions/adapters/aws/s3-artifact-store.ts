@@ -5,11 +5,22 @@ import type { ArtifactStore, LinkDisposition } from '#domain/ports.ts';
 /** S3 allows at most this many keys per DeleteObjects call. */
 const DELETE_BATCH = 1000;
 
+export interface S3ArtifactStoreOptions {
+  /**
+   * Host name that links point at instead of the S3 endpoint: a CloudFront distribution whose only origin is this
+   * bucket, at its regional name, that forwards the query string but not the viewer's Host (infra/artifact-links.ts).
+   * The link stays S3's own presigned URL; only its host changes.
+   */
+  linkDomain?: string;
+}
+
 /**
  * ArtifactStore on S3: flame graphs stored gzip-compressed with `Content-Encoding: gzip`, so browsers
  * inflate them on the fly, and presigned GET links signed on demand, valid for minutes.
  */
 export class S3ArtifactStore implements ArtifactStore {
+  private readonly linkDomain: string | undefined;
+
   /**
    * @param client client for reads and writes
    * @param signer client for presigning; build it with `requestChecksumCalculation` and
@@ -19,7 +30,10 @@ export class S3ArtifactStore implements ArtifactStore {
     private readonly client: S3Client,
     private readonly signer: S3Client,
     private readonly bucket: string,
-  ) {}
+    options: S3ArtifactStoreOptions = {},
+  ) {
+    this.linkDomain = options.linkDomain;
+  }
 
   async put(key: string, gzippedHtml: Buffer): Promise<void> {
     await this.client.send(
@@ -51,11 +65,11 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
-  link(
+  async link(
     key: string,
     options: { fileName: string; disposition: LinkDisposition; expiresInSeconds: number },
   ): Promise<string> {
-    return getSignedUrl(
+    const signed = await getSignedUrl(
       this.signer,
       new GetObjectCommand({
         Bucket: this.bucket,
@@ -64,5 +78,23 @@ export class S3ArtifactStore implements ArtifactStore {
       }),
       { expiresIn: options.expiresInSeconds },
     );
+    return this.linkDomain ? this.throughLinkDomain(signed, this.linkDomain) : signed;
+  }
+
+  /**
+   * The presigned URL with its host swapped for `domain`. S3 checks a SigV4 query signature against the request's
+   * Host, and CloudFront sends its origin's domain name as Host when the viewer's is not forwarded: the link is
+   * valid through the distribution exactly when it was signed for the bucket's regional virtual-hosted name, the
+   * origin's domain. Anything else (a custom endpoint, path style, FIPS or dual-stack names) would be a link that
+   * S3 refuses, so it fails here instead, naming both hosts.
+   */
+  private async throughLinkDomain(signed: string, domain: string): Promise<string> {
+    const { protocol, host } = new URL(signed);
+    const regional = `${this.bucket}.s3.${await this.signer.config.region()}.amazonaws.com`;
+    if (protocol !== 'https:' || (host !== regional && host !== `${regional}.cn`))
+      throw new Error(
+        `cannot link through ${domain}: the link is signed for ${protocol}//${host}, not for https://${regional}, the bucket's regional name that the distribution's origin sends as Host`,
+      );
+    return `https://${domain}${signed.slice(`${protocol}//${host}`.length)}`;
   }
 }
