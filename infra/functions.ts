@@ -32,6 +32,8 @@ const REPO_ROOT = join(import.meta.dirname, '..');
 export interface FunctionsProps {
   table: dynamodb.ITableV2;
   artifacts: s3.IBucket;
+  /** Host name of the artifact distribution, where the API's flame-graph links point (infra/artifact-links.ts). */
+  artifactDomain: string;
   ssmOutputPrefix: string;
   documentName: string;
   documentVersion: string;
@@ -121,6 +123,8 @@ export class Functions extends Construct {
     api.addEnvironment(ENV.scheduleGroup, props.rules.scheduleGroup.ref);
     api.addEnvironment(ENV.tickFunctionArn, tick.functionArn);
     api.addEnvironment(ENV.schedulerRoleArn, props.rules.schedulerRole.roleArn);
+    // Only the API signs flame-graph links; they point at the artifact distribution, never at the UI's origin.
+    api.addEnvironment(ENV.artifactDomain, props.artifactDomain);
     // Who sees what, and how much one request or firing may start: both the API and the rule tick enforce it.
     const optional = (name: string, value: number | undefined) => (value === undefined ? {} : { [name]: `${value}` });
     const teams: Record<string, string> = {

@@ -46,6 +46,7 @@ export class FlinkFleetProfilerStack extends Stack {
     this.functions = new Functions(this, 'Functions', {
       table: this.storage.table,
       artifacts: this.storage.artifacts,
+      artifactDomain: this.storage.artifactLinks.domainName,
       ssmOutputPrefix: SSM_OUTPUT_PREFIX,
       documentName: this.nodeSide.documentName,
       documentVersion: this.nodeSide.documentVersion,

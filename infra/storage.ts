@@ -3,6 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { RUN_TABLE } from '../functions/adapters/aws/run-table.ts';
+import { ArtifactLinks } from './artifact-links.ts';
 
 export interface StorageProps {
   profileRetentionDays: number;
@@ -11,11 +12,15 @@ export interface StorageProps {
   ssmOutputPrefix: string;
 }
 
-/** The run table and the artifacts bucket (flame graphs and SSM command output). */
+/**
+ * The run table and the artifacts bucket (flame graphs and SSM command output), with the distribution through which
+ * browsers read flame graphs, sandboxed.
+ */
 export class Storage extends Construct {
   readonly table: dynamodb.TableV2;
   readonly artifacts: s3.Bucket;
   readonly accessLogs: s3.Bucket;
+  readonly artifactLinks: ArtifactLinks;
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
@@ -43,6 +48,10 @@ export class Storage extends Construct {
       ],
       // Profiles are cheap to keep and impossible to re-create: a stack deletion must not take them.
       removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.artifactLinks = new ArtifactLinks(this, 'ArtifactLinks', {
+      artifacts: this.artifacts,
+      accessLogs: this.accessLogs,
     });
 
     const attribute = (name: string) => ({ name, type: dynamodb.AttributeType.STRING });

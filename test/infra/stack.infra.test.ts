@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, type CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -162,8 +162,9 @@ describe('the CDK stack', () => {
   });
 
   it('serves the UI from a private bucket through CloudFront and routes /api/* to the HTTP API', () => {
-    const [distribution] = resourcesOf('AWS::CloudFront::Distribution');
-    const config = distribution.DistributionConfig;
+    const distribution =
+      template.toJSON().Resources[stack.getLogicalId(stack.web.distribution.node.defaultChild as CfnElement)];
+    const config = distribution.Properties.DistributionConfig;
     expect(config.DefaultRootObject).toBe('index.html');
     expect(config.DefaultCacheBehavior.ViewerProtocolPolicy).toBe('redirect-to-https');
     const s3Origin = config.Origins.find((o: Json) => o.Id === config.DefaultCacheBehavior.TargetOriginId);
@@ -176,7 +177,7 @@ describe('the CDK stack', () => {
     });
     const apiOrigin = config.Origins.find((o: Json) => o.Id === api.TargetOriginId);
     expect(apiOrigin.CustomOriginConfig.OriginProtocolPolicy).toBe('https-only');
-    const [headers] = resourcesOf('AWS::CloudFront::ResponseHeadersPolicy');
+    const headers = template.toJSON().Resources[config.DefaultCacheBehavior.ResponseHeadersPolicyId.Ref].Properties;
     // Local mode's policy, plus the origin of the sign-in domain's token endpoint (the UI trades codes there).
     const csp = headers.ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy.ContentSecurityPolicy;
     const [before, after] = PAGE_CSP.split("connect-src 'self'");
