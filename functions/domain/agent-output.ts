@@ -17,6 +17,22 @@ export const RESULT_LINE_PREFIX = 'FLINK_PROFILER_RESULT ';
 export const PROFILE_BEGIN = '-----BEGIN FLINK PROFILE-----';
 export const PROFILE_END = '-----END FLINK PROFILE-----';
 
+/**
+ * The largest flame graph the service takes, in bytes of HTML: the node agent's own default limit
+ * (FLINK_PROFILER_MAX_HTML_BYTES on a node). A node that allows more gets its larger flame graphs refused here.
+ */
+export const MAX_HTML_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The most agent stdout that can carry a flame graph within {@link MAX_HTML_BYTES}: base64 (4 characters per 3 bytes,
+ * a newline per 76) of its gzip (at worst the HTML plus a little), and the result line. Readers of the agent's output
+ * refuse more before they read it.
+ */
+export const MAX_AGENT_STDOUT_BYTES = Math.ceil((((MAX_HTML_BYTES * 1.001 + 65_536) * 4) / 3) * (77 / 76)) + 65_536;
+
+/** How much of the agent's stderr is read: its last lines say why it failed. */
+export const MAX_AGENT_STDERR_BYTES = 64 * 1024;
+
 const RESULT_LINE = /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) message=(.*)$/m;
 
 export interface AgentResult {
@@ -25,34 +41,54 @@ export interface AgentResult {
   /** The mode the agent really used (it may differ from the one asked for, e.g. a CPU run retried in ITIMER). */
   mode: ProfilingMode | null;
   message: string;
-  /** The flame graph, gzip-compressed, when the agent sent one that decodes to HTML. */
+  /** The flame graph, gzip-compressed, when the agent sent one that decodes to HTML within the limit. */
   gzippedHtml: Buffer | null;
+  /** Why a FINISHED result carries no flame graph: none or a damaged one arrived, or it is over the limit. */
+  profileProblem?: 'damaged' | 'tooLarge';
 }
 
-function extractProfile(stdout: string): Buffer | null {
+type Extracted = { gzippedHtml: Buffer } | { problem: 'damaged' | 'tooLarge' };
+
+function extractProfile(stdout: string): Extracted {
   const begin = stdout.indexOf(PROFILE_BEGIN);
   const end = stdout.indexOf(PROFILE_END, begin + PROFILE_BEGIN.length);
-  if (begin < 0 || end < 0) return null;
-  const gzipped = Buffer.from(stdout.slice(begin + PROFILE_BEGIN.length, end).replace(/\s+/g, ''), 'base64');
+  if (begin < 0 || end < 0) return { problem: 'damaged' };
+  const base64 = stdout.slice(begin + PROFILE_BEGIN.length, end);
+  if (base64.length > MAX_AGENT_STDOUT_BYTES) return { problem: 'tooLarge' };
+  const gzipped = Buffer.from(base64.replace(/\s+/g, ''), 'base64');
   try {
-    // Decode once to prove the payload is whole: a truncated stream (a lost tail of stdout) throws here.
-    const html = gunzipSync(gzipped).toString('utf8', 0, 512).trimStart().toLowerCase();
-    return html.startsWith('<!doctype html') || html.startsWith('<html') ? gzipped : null;
-  } catch {
-    return null;
+    // Decode once to prove the payload is whole (a truncated or corrupt stream throws here) and within the limit: a
+    // few MB of gzip can hold gigabytes of HTML, so decoding stops at the limit instead of filling the memory.
+    const html = gunzipSync(gzipped, { maxOutputLength: MAX_HTML_BYTES })
+      .toString('utf8', 0, 512)
+      .trimStart()
+      .toLowerCase();
+    return html.startsWith('<!doctype html') || html.startsWith('<html')
+      ? { gzippedHtml: gzipped }
+      : { problem: 'damaged' };
+  } catch (error) {
+    return { problem: (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'tooLarge' : 'damaged' };
   }
 }
 
-/** Reads the agent's stdout; undefined when it holds no result line at all. */
+/**
+ * Reads the agent's stdout; undefined when it holds no result line at all. Never throws: a damaged or oversized
+ * flame graph is a FINISHED result without one, and says which (`profileProblem`).
+ */
 export function parseAgentOutput(stdout: string): AgentResult | undefined {
   const match = RESULT_LINE.exec(stdout);
   if (!match) return undefined;
   const [, status, pid, mode, message] = match as unknown as [string, 'FINISHED' | 'FAILED', string, string, string];
-  return {
+  const result: AgentResult = {
     status,
     pid: /^\d+$/.test(pid) ? Number(pid) : null,
     mode: isProfilingMode(mode) ? mode : null,
     message: message.trim(),
-    gzippedHtml: status === 'FINISHED' ? extractProfile(stdout) : null,
+    gzippedHtml: null,
   };
+  if (status !== 'FINISHED') return result;
+  const profile = extractProfile(stdout);
+  if ('gzippedHtml' in profile) result.gzippedHtml = profile.gzippedHtml;
+  else result.profileProblem = profile.problem;
+  return result;
 }

@@ -1,4 +1,4 @@
-import type { AgentResult } from './agent-output.ts';
+import { type AgentResult, MAX_AGENT_STDOUT_BYTES, MAX_HTML_BYTES } from './agent-output.ts';
 import type { Observation } from './observation.ts';
 import type { CommandOutput } from './ports.ts';
 import { describeTarget, type Run, SUCCESS_MESSAGE, type Target } from './run.ts';
@@ -41,6 +41,14 @@ function isoSeconds(time: number): string {
 export const DAMAGED_PROFILE =
   'Stop profiler failed. The node agent reported success but its flame graph was missing or damaged in transit.';
 
+/** The agent sent a flame graph over the service's limit (its node allows more than the service takes). */
+export const PROFILE_TOO_LARGE = `Stop profiler failed. The flame graph is larger than the service's limit of ${MAX_HTML_BYTES} bytes of HTML, so it was not stored; the node's FLINK_PROFILER_MAX_HTML_BYTES allows more: profile for a shorter duration, or set that limit on the node to at most ${MAX_HTML_BYTES}.`;
+
+/** The agent's output was too large to be read at all (no agent within the limits prints that much). */
+export function outputTooLarge(bytes: number): string {
+  return `Stop profiler failed. The node agent's output is ${bytes} bytes, more than the ${MAX_AGENT_STDOUT_BYTES} bytes that a flame graph within the service's limit of ${MAX_HTML_BYTES} bytes of HTML can take, so it was not read: check the node agent installed on the node (FLINK_PROFILER_MAX_HTML_BYTES at most ${MAX_HTML_BYTES}).`;
+}
+
 /** The message of a run that failed: from the agent's own words when it gave some, else from what was observed. */
 export function failureMessage(run: Run, observation: Observation, result?: AgentResult): string {
   switch (observation.kind) {
@@ -60,8 +68,9 @@ export function failureMessage(run: Run, observation: Observation, result?: Agen
 
 function agentFailure(result: AgentResult | undefined, output: CommandOutput): string {
   if (result?.status === 'FAILED') return result.message;
-  if (result?.status === 'FINISHED') return DAMAGED_PROFILE;
+  if (result?.status === 'FINISHED') return result.profileProblem === 'tooLarge' ? PROFILE_TOO_LARGE : DAMAGED_PROFILE;
   if (output.failure) return output.failure;
+  if (output.stdoutTooLarge !== undefined) return outputTooLarge(output.stdoutTooLarge);
   const lastError = output.stderr.trim().split('\n').pop()?.trim();
   const exit = output.exitCode === null ? 'ended' : `exited with code ${output.exitCode}`;
   return `The node agent ${exit} without a result${lastError ? `: ${lastError}` : '.'}`;

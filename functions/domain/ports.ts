@@ -111,6 +111,11 @@ export interface CommandOutput {
   /** Why the command ended without the agent finishing, in words for the user (time-outs, undeliverable, …). */
   failure?: string;
   /**
+   * The stdout was this many bytes (at least), more than MAX_AGENT_STDOUT_BYTES (agent-output.ts): it was not read,
+   * and `stdout` is empty.
+   */
+  stdoutTooLarge?: number;
+  /**
    * No async-profiler session of this command can be running any more: the command never reached the agent (not
    * delivered, refused), or it ran past the step's limit, which is later than the session's own timeout.
    */

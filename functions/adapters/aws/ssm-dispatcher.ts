@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type GetObjectCommandOutput, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import {
   type Command,
   DescribeInstanceInformationCommand,
@@ -9,7 +9,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { RESULT_LINE_PREFIX } from '#domain/agent-output.ts';
+import { MAX_AGENT_STDERR_BYTES, MAX_AGENT_STDOUT_BYTES, RESULT_LINE_PREFIX } from '#domain/agent-output.ts';
 import { runDeadline } from '#domain/deadline.ts';
 import { dispatchIdOf } from '#domain/dispatch-id.ts';
 import type { CommandParameters, CommandState, Dispatcher, DispatchRequest, DispatchResult } from '#domain/ports.ts';
@@ -335,10 +335,13 @@ export class SsmDispatcher implements Dispatcher {
     }
     if (RUNNING_STATUSES.has(invocation.Status ?? '')) return { state: 'running' };
 
-    const [stdout, stderr] = await Promise.all([
+    const [stdoutRead, stderrRead] = await Promise.all([
       this.readOutput(run.commandId, run.node, 'stdout'),
       this.readOutput(run.commandId, run.node, 'stderr'),
     ]);
+    const stdout = stdoutRead?.text;
+    const stderr = stderrRead?.text;
+    const stdoutTooLarge = stdoutRead?.tooLarge;
     const exitCode =
       invocation.ResponseCode === undefined || invocation.ResponseCode < 0 ? null : invocation.ResponseCode;
     if (stdout === undefined && invocation.Status === 'Success') {
@@ -363,10 +366,11 @@ export class SsmDispatcher implements Dispatcher {
     return {
       state: 'ended',
       output: {
-        stdout: stdout ?? invocation.StandardOutputContent ?? '',
+        stdout: stdoutTooLarge === undefined ? (stdout ?? invocation.StandardOutputContent ?? '') : '',
         stderr: stderr ?? invocation.StandardErrorContent ?? '',
         exitCode,
         ...(failure ? { failure } : {}),
+        ...(stdoutTooLarge === undefined ? {} : { stdoutTooLarge }),
         ...(sessionOver ? { sessionOver } : {}),
       },
     };
@@ -426,15 +430,30 @@ export class SsmDispatcher implements Dispatcher {
     return `${prefix}/${commandId}/${instanceId}/awsrunShellScript/${AGENT_STEP_NAME}/${stream}`;
   }
 
+  /**
+   * A stream of the command's output object, read within a byte limit (never the whole of an object a node made as
+   * large as it liked): stdout over MAX_AGENT_STDOUT_BYTES is refused unread (`tooLarge`: its size), by its
+   * ContentLength and again while it streams; of stderr only the last MAX_AGENT_STDERR_BYTES are read.
+   */
   private async readOutput(
     commandId: string,
     instanceId: string,
     stream: 'stdout' | 'stderr',
-  ): Promise<string | undefined> {
+  ): Promise<{ text: string; tooLarge?: number } | undefined> {
     const Key = this.outputKey(commandId, instanceId, stream);
+    const Bucket = this.options.outputBucket;
+    const limit = stream === 'stdout' ? MAX_AGENT_STDOUT_BYTES : MAX_AGENT_STDERR_BYTES;
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.options.outputBucket, Key }));
-      return await object.Body?.transformToString('utf8');
+      let object = await this.s3.send(new GetObjectCommand({ Bucket, Key }));
+      const length = object.ContentLength;
+      if (length !== undefined && length > limit) {
+        destroyBody(object.Body);
+        if (stream === 'stdout') return { text: '', tooLarge: length };
+        object = await this.s3.send(new GetObjectCommand({ Bucket, Key, Range: `bytes=${length - limit}-` }));
+      }
+      const read = await readBody(object.Body, limit);
+      if (read.tooLarge !== undefined && stream === 'stdout') return { text: '', tooLarge: read.tooLarge };
+      return { text: read.text };
     } catch (error) {
       if (isNamed(error, 'NoSuchKey')) return undefined;
       // S3 answers 403 for a missing key to a caller it does not count as allowed s3:ListBucket (a grant
@@ -451,4 +470,35 @@ export class SsmDispatcher implements Dispatcher {
     );
     return (Contents ?? []).some((object) => object.Key === key);
   }
+}
+
+type ObjectBody = GetObjectCommandOutput['Body'];
+
+function destroyBody(body: ObjectBody): void {
+  (body as { destroy?: () => void } | undefined)?.destroy?.();
+}
+
+/**
+ * Reads a body up to `limit` bytes. More than that is not read on (the stream is closed): `tooLarge` then says how
+ * many bytes arrived, and `text` is the first `limit` of them.
+ */
+async function readBody(body: ObjectBody, limit: number): Promise<{ text: string; tooLarge?: number }> {
+  if (!body) return { text: '' };
+  if (typeof (body as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
+    // Not a Node stream (another runtime's body): only whole, then measured.
+    const text = await body.transformToString('utf8');
+    const bytes = Buffer.byteLength(text);
+    return bytes > limit ? { text: text.slice(0, limit), tooLarge: bytes } : { text };
+  }
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    length += chunk.length;
+    if (length > limit) {
+      destroyBody(body);
+      return { text: Buffer.concat(chunks).toString('utf8'), tooLarge: length };
+    }
+    chunks.push(chunk);
+  }
+  return { text: Buffer.concat(chunks).toString('utf8') };
 }

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MAX_AGENT_STDERR_BYTES, MAX_AGENT_STDOUT_BYTES } from '#domain/agent-output.ts';
 import type {
   CommandOutput,
   CommandParameters,
@@ -173,14 +174,23 @@ export class LocalDispatcher implements Dispatcher {
     );
   }
 
+  /**
+   * The command's output as files hold it, read within limits: a stdout over MAX_AGENT_STDOUT_BYTES is not read (the
+   * run then fails saying so), and only the tail of stderr is.
+   */
   private async readOutput(dir: string, exitCode: number | null): Promise<CommandOutput | undefined> {
     try {
       const [stdout, stderr, recordedExit] = await Promise.all([
-        readFile(join(dir, 'stdout'), 'utf8'),
-        readFile(join(dir, 'stderr'), 'utf8'),
+        readBounded(join(dir, 'stdout'), MAX_AGENT_STDOUT_BYTES, 'head'),
+        readBounded(join(dir, 'stderr'), MAX_AGENT_STDERR_BYTES, 'tail'),
         readFile(join(dir, 'exit-code'), 'utf8').catch(() => undefined),
       ]);
-      return { stdout, stderr, exitCode: exitCode ?? (recordedExit === undefined ? null : Number(recordedExit)) };
+      return {
+        stdout: stdout.tooLarge === undefined ? stdout.text : '',
+        stderr: stderr.text,
+        exitCode: exitCode ?? (recordedExit === undefined ? null : Number(recordedExit)),
+        ...(stdout.tooLarge === undefined ? {} : { stdoutTooLarge: stdout.tooLarge }),
+      };
     } catch {
       return undefined;
     }
@@ -208,6 +218,35 @@ export class LocalDispatcher implements Dispatcher {
       // Keep the output: the reconciler hands it off again.
       this.options.log.error('completion of a local command failed', { commandId, runId, error: String(error) });
     }
+  }
+}
+
+/**
+ * Reads at most `limit` bytes of a file as UTF-8: its start (`head`; a longer file is reported as `tooLarge`, its
+ * size, and not read) or its end (`tail`; the rest is skipped).
+ */
+async function readBounded(
+  path: string,
+  limit: number,
+  part: 'head' | 'tail',
+): Promise<{ text: string; tooLarge?: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (part === 'head' && size > limit) return { text: '', tooLarge: size };
+    const start = part === 'tail' ? Math.max(0, size - limit) : 0;
+    // One byte more than allowed tells a file that grew since its size was read.
+    const buffer = Buffer.alloc(Math.min(size, limit) + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, start + length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (part === 'head' && length > limit) return { text: '', tooLarge: length };
+    return { text: buffer.toString('utf8', 0, Math.min(length, limit)) };
+  } finally {
+    await handle.close();
   }
 }
 
