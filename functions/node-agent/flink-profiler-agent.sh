@@ -13,7 +13,9 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 #   SSM_pid       optional: the JVM to profile (else the single Flink JVM of that role on this node)
 #   ASPROF                  optional path to asprof (else `asprof` on PATH, else /usr/local/bin/asprof or
 #                           /opt/async-profiler/bin/asprof: SSM may run the script with a PATH without them)
-#   FLINK_PROFILER_TMPDIR   optional base of the scratch directory (else ${TMPDIR:-/tmp})
+#   FLINK_PROFILER_TMPDIR   optional base of the scratch directory (else ${TMPDIR:-/tmp}); it must belong to root
+#                           (or the agent's own user) and be writable by no one else unless it has the sticky bit
+#   FLINK_PROFILER_MAX_HTML_BYTES  optional limit on the flame graph's size (default 64 MiB of HTML)
 #
 # Output protocol on stdout (everything else goes to stderr):
 #   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> message=Profiling Successful[ (<note>)]
@@ -24,7 +26,14 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # or the single line
 #   FLINK_PROFILER_RESULT status=FAILED pid=<pid|-> mode=<MODE|-> message=<one line>
 # with exit code 2 bad input, 3 asprof missing, 4 JVM not found / ambiguous / not a JVM, 5 start failed,
-# 6 process exited during profiling, 7 stop or output failed (128+N when killed by signal N).
+# 6 process exited during profiling, 7 stop or output failed or the flame graph is over the size limit (128+N when
+# killed by signal N).
+#
+# Root never trusts what the JVM's user controls: asprof (and its library) must belong to root and be writable by no
+# one else, along their whole path; the pid must still be the same process (start time) before each asprof call; and
+# every file operation inside the directory the JVM writes to runs as the JVM's own user (setpriv, util-linux), with
+# a time limit and a byte limit, so no link, FIFO or rename planted there makes root read, write, chown, delete or
+# wait on anything else.
 #
 # Portable to bash 4.2 (Amazon Linux 2): no mapfile -d, no EPOCHREALTIME, no empty "${array[@]}" under set -u.
 #
@@ -56,6 +65,9 @@ readonly EXIT_BAD_INPUT=2 EXIT_NO_ASPROF=3 EXIT_NO_JVM=4 EXIT_START_FAILED=5 EXI
 readonly ASPROF_TIMEOUT=60   # seconds one asprof call may take (attach included)
 readonly FINISH_TIMEOUT=30   # seconds after the duration for the JVM to write the flame graph
 readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin/asprof)
+readonly MAX_HTML_BYTES_DEFAULT=$((64 * 1024 * 1024))
+readonly FILE_TIMEOUT=10     # seconds one file operation as the JVM's user may take (a planted FIFO would block)
+readonly READ_TIMEOUT=120    # seconds reading the flame graph back may take
 
 # ---- State -----------------------------------------------------------------------------------------
 # Set by the steps below and read by the result line, the failure mapping and the exit and signal handlers.
@@ -67,10 +79,11 @@ success_message='Profiling Successful'
 run_id='' role='' role_label='' mode='' event='' duration=''
 main_classes=()
 tmp_base=''
-asprof='' asprof_lib=''
+max_html_bytes=$MAX_HTML_BYTES_DEFAULT
+asprof='' asprof_lib='' asprof_given=''
 pid='' jvm_start_time='' jvm_uid='' jvm_gid='' jvm_groups=''
 proc_role='' proc_class=''
-scratch_dir='' out_file=''
+scratch_dir='' out_dir='' out_file='' gz_file=''
 asprof_out='' asprof_rc=0
 start_attempted=0
 start_failed=0
@@ -120,7 +133,7 @@ shown() {
 
 cleanup() {
   if [[ -n $sleep_pid ]]; then kill "$sleep_pid" 2>/dev/null || true; fi
-  if [[ -n $scratch_dir ]]; then rm -rf -- "$scratch_dir" || true; fi
+  if [[ -n $scratch_dir ]]; then remove_scratch_dir "$scratch_dir" || true; fi
 }
 
 on_exit() {
@@ -198,10 +211,65 @@ read_inputs() {
   # then retried in ITIMER and says so.
   [[ $mode != CPU ]] || event=cpu-clock
 
+  local max_in=${FLINK_PROFILER_MAX_HTML_BYTES-}
+  if [[ -n $max_in ]]; then
+    if [[ ! $max_in =~ ^[0-9]{1,12}$ ]] || ((10#$max_in < 1024)); then
+      fail $EXIT_BAD_INPUT "Invalid FLINK_PROFILER_MAX_HTML_BYTES '$(shown "$max_in")' on this node: use a whole number of bytes, at least 1024, or leave it unset for $MAX_HTML_BYTES_DEFAULT"
+    fi
+    max_html_bytes=$((10#$max_in))
+  fi
+
   tmp_base=${FLINK_PROFILER_TMPDIR:-${TMPDIR:-/tmp}}
   if [[ $tmp_base != /* || ! -d $tmp_base ]]; then
     fail $EXIT_BAD_INPUT "Scratch base directory '$(shown "$tmp_base")' (FLINK_PROFILER_TMPDIR or TMPDIR) is not an absolute path to a directory"
   fi
+}
+
+# ---- Trust in files --------------------------------------------------------------------------------
+# Root runs asprof and writes in the scratch base: both must be out of reach of every other user, the directories
+# above them included (a user who may rename a directory on the path can swap what is under it).
+
+# Prints why path $1 (a file or directory, no symlink) is not safe for this agent to trust, or nothing when it is:
+# it must belong to root (or the agent's own user) and be writable by no one else; a directory others may write
+# passes only with the sticky bit (then they cannot rename or remove what is not theirs).
+untrusted_because() {
+  local path=$1 owner mode
+  read -r owner mode < <(stat -c '%u %a' -- "$path" 2>/dev/null) || {
+    printf 'cannot be checked (stat failed)'
+    return 0
+  }
+  mode=$((8#$mode))
+  if [[ $owner != 0 && $owner != "$EUID" ]]; then
+    printf 'belongs to uid %s, not root' "$owner"
+  elif ((mode & 8#022)) && ! { [[ -d $path && ! -L $path ]] && ((mode & 8#1000)); }; then
+    printf 'may be written by %s (mode %04o)' "$( ((mode & 8#002)) && printf 'every user' || printf 'its group')" "$mode"
+  fi
+}
+
+# Prints the first of path $1 (resolved) and the directories above it that is not safe, with the reason, or nothing.
+first_untrusted_on_path() {
+  local path=$1 reason
+  while :; do
+    reason=$(untrusted_because "${path:-/}")
+    if [[ -n $reason ]]; then
+      printf '%s %s' "${path:-/}" "$reason"
+      return 0
+    fi
+    [[ -n $path ]] || return 0
+    path=${path%/*}
+  done
+}
+
+# The scratch base must be root's: a user who may rename entries in it could swap the scratch directory for a link.
+check_scratch_base() {
+  local real problem
+  real=$(readlink -f -- "$tmp_base") ||
+    fail $EXIT_BAD_INPUT "Scratch base directory '$(shown "$tmp_base")' (FLINK_PROFILER_TMPDIR or TMPDIR) cannot be resolved"
+  problem=$(first_untrusted_on_path "$real")
+  if [[ -n $problem ]]; then
+    fail $EXIT_BAD_INPUT "Scratch base directory $real (FLINK_PROFILER_TMPDIR or TMPDIR) is not safe for the node agent: $problem. Make it (and each directory above it) belong to root and writable by no other user, or give it the sticky bit (chmod 1777, as /tmp has), or set FLINK_PROFILER_TMPDIR to such a directory"
+  fi
+  tmp_base=$real
 }
 
 # ---- asprof ----------------------------------------------------------------------------------------
@@ -236,31 +304,81 @@ find_asprof() {
     fail $EXIT_NO_ASPROF "async-profiler is incomplete: $asprof has no lib/libasyncProfiler.so next to its bin directory. $INSTALL_HINT"
   fi
   asprof_lib=$(readlink -f -- "$asprof_lib")
+  check_asprof_trusted "$asprof_real" "$(readlink -f -- "${asprof_real%/*}/../lib")" "$asprof_lib"
+  # From here on the real path: a link another user may change is never followed again.
+  asprof_given=$asprof
+  asprof=$asprof_real
 }
 
-# Runs asprof with a time limit; sets asprof_out (stdout + stderr) and asprof_rc.
+# Root runs asprof, and asprof has the JVM load the library: each, with every directory above it, must be root's.
+check_asprof_trusted() {
+  local path problem
+  for path in "$@"; do
+    problem=$(first_untrusted_on_path "$path")
+    if [[ -n $problem ]]; then
+      fail $EXIT_NO_ASPROF "async-profiler at $asprof is not safe to run as root: $problem. Install it owned by root and writable by root only (for example: chown -R root:root /opt/async-profiler && chmod -R go-w /opt/async-profiler), and the same for each directory above it"
+    fi
+  done
+}
+
+# Runs asprof with a time limit; sets asprof_out (stdout + stderr) and asprof_rc. Right before it attaches, the pid
+# must still be the JVM we checked (same start time): a pid the kernel gave to another process is never signalled.
 run_asprof() {
+  if ! jvm_alive; then
+    if [[ $start_attempted == 1 ]]; then fail $EXIT_PROCESS_EXITED "$(msg_exited_during)"; fi
+    fail $EXIT_PROCESS_EXITED "$(msg_exited_before)"
+  fi
   asprof_rc=0
   asprof_out=$(timeout -k 5 "$ASPROF_TIMEOUT" "$asprof" "$@" 2>&1 3>&-) || asprof_rc=$?
 }
 
 # ---- Processes -------------------------------------------------------------------------------------
 
-# Sets proc_role (jobmanager|taskmanager|'') and proc_class from /proc/$1/cmdline: an argument exactly
-# equal to one of the Flink main classes. Returns 1 when the process cannot be read (gone, other user).
+# Prints the main class of the java command line in /proc/$1/cmdline: the first argument after the launcher's
+# options (skipping the value of those that take one, such as -cp x, -classpath x, --class-path x, -p x). Prints
+# nothing for `-jar` (the main class is in the jar's manifest), `-m module` without a class, or an @argfile before
+# the main class (the JVM's user controls that file's content, and root does not read it). Arguments after the main
+# class are the program's: a Flink class name there does not count. Returns 1 when the cmdline cannot be read.
+java_main_class() {
+  local -a args=()
+  local arg i=1
+  [[ -r /proc/$1/cmdline ]] || return 1
+  while IFS= read -r -d '' arg; do args+=("$arg"); done 2>/dev/null <"/proc/$1/cmdline" || true
+  while ((i < ${#args[@]})); do
+    arg=${args[i]}
+    case $arg in
+      -cp | -classpath | --class-path | -p | --module-path | --upgrade-module-path | --add-modules | --limit-modules | \
+        --add-reads | --add-exports | --add-opens | --patch-module | --enable-native-access | --source)
+        i=$((i + 2))
+        ;;
+      -m | --module | --module=*)
+        if [[ $arg == --module=* ]]; then arg=${arg#--module=}; else arg=${args[i + 1]-}; fi
+        if [[ $arg == */* ]]; then printf '%s' "${arg#*/}"; fi
+        return 0
+        ;;
+      -jar | @*) return 0 ;;
+      -*) i=$((i + 1)) ;;
+      *)
+        printf '%s' "$arg"
+        return 0
+        ;;
+    esac
+  done
+}
+
+# Sets proc_role (jobmanager|taskmanager|'') and proc_class from the main class of process $1 (see java_main_class).
+# Returns 1 when the process cannot be read (gone, other user).
 classify_process() {
   proc_role='' proc_class=''
-  local arg c
-  [[ -r /proc/$1/cmdline ]] || return 1
-  while IFS= read -r -d '' arg; do
-    [[ $arg == org.apache.flink.* ]] || continue
-    for c in "${JOBMANAGER_MAIN_CLASSES[@]}"; do
-      if [[ $arg == "$c" ]]; then proc_role=jobmanager proc_class=$c && return 0; fi
-    done
-    for c in "${TASKMANAGER_MAIN_CLASSES[@]}"; do
-      if [[ $arg == "$c" ]]; then proc_role=taskmanager proc_class=$c && return 0; fi
-    done
-  done 2>/dev/null <"/proc/$1/cmdline" || true
+  local main c
+  main=$(java_main_class "$1") || return 1
+  [[ $main == org.apache.flink.* ]] || return 0
+  for c in "${JOBMANAGER_MAIN_CLASSES[@]}"; do
+    if [[ $main == "$c" ]]; then proc_role=jobmanager proc_class=$c && return 0; fi
+  done
+  for c in "${TASKMANAGER_MAIN_CLASSES[@]}"; do
+    if [[ $main == "$c" ]]; then proc_role=taskmanager proc_class=$c && return 0; fi
+  done
   return 0
 }
 
@@ -304,7 +422,8 @@ role_label_of() { if [[ $1 == jobmanager ]]; then printf 'JobManager'; else prin
 # Checks that the given pid is a Flink JVM of the role, without ever attaching to anything else.
 check_given_pid() {
   local tgid jvm_rc what
-  if [[ ! -d /proc/$pid ]] || ! proc_start_time "$pid" >/dev/null; then
+  # Taken before the checks: find_jvm then tells whether the process checked is still the one with this pid.
+  if [[ ! -d /proc/$pid ]] || ! jvm_start_time=$(proc_start_time "$pid"); then
     fail $EXIT_NO_JVM "Process $pid not found on this node"
   fi
   # /proc also answers for thread ids, which are not listed there.
@@ -333,11 +452,12 @@ check_given_pid() {
 
 # Sets pid to the one Flink JVM of the role on this node; fails when there is none or more than one.
 find_only_jvm_of_role() {
-  local proc_dir p jvm_rc message
-  local -a candidates=() not_jvms=() unreadable=()
+  local proc_dir p jvm_rc message started
+  local -a candidates=() start_times=() not_jvms=() unreadable=()
   for proc_dir in /proc/[0-9]*; do
     p=${proc_dir#/proc/}
     [[ $p != "$$" && $p != "$BASHPID" ]] || continue
+    started=$(proc_start_time "$p") || continue
     classify_process "$p" || continue
     [[ $proc_role == "$role" ]] || continue
     # Wrappers (sudo, timeout, a JVM still starting) carry the class name too: only a JVM counts.
@@ -345,8 +465,9 @@ find_only_jvm_of_role() {
     is_jvm "$p" || jvm_rc=$?
     if [[ $jvm_rc == 2 ]]; then
       [[ ! -d /proc/$p ]] || unreadable+=("$p")
-    elif [[ $jvm_rc == 0 ]] && proc_start_time "$p" >/dev/null; then
+    elif [[ $jvm_rc == 0 ]] && [[ $(proc_start_time "$p" || true) == "$started" ]]; then
       candidates+=("$p")
+      start_times+=("$started")
     else
       not_jvms+=("$p")
     fi
@@ -364,6 +485,7 @@ find_only_jvm_of_role() {
     fail $EXIT_NO_JVM "Found ${#candidates[@]} Flink $role_label JVMs on this node (pids ${candidates[*]}): pass the pid of the one to profile"
   fi
   pid=${candidates[0]}
+  jvm_start_time=${start_times[0]}
   result_pid=$pid
   classify_process "$pid" || true
 }
@@ -375,8 +497,9 @@ find_jvm() {
   else
     find_only_jvm_of_role
   fi
-  jvm_start_time=$(proc_start_time "$pid") || fail $EXIT_PROCESS_EXITED "$(msg_exited_before)"
-  log "profiling Flink $role_label pid $pid ($proc_class), mode $mode, ${duration}s, with $asprof"
+  # The same process from before the checks to now: its pid was not handed to another meanwhile.
+  jvm_alive || fail $EXIT_PROCESS_EXITED "$(msg_exited_before)"
+  log "profiling Flink $role_label pid $pid ($proc_class), mode $mode, ${duration}s, with $asprof_given ($asprof)"
 }
 
 # Another copy of the library clashes with ours on signals and timers while it profiles: Flink's built-in profiler
@@ -420,10 +543,51 @@ read_jvm_user() {
   fi
 }
 
+# Runs a command as user $1 (uid) with group $2 and no supplementary groups (root: as itself). Whatever is inside the
+# directory the JVM writes to is that user's to change at any moment, so root never opens, reads or removes anything
+# there itself: the command can do no more than the JVM's user could, and `timeout` stops it if a FIFO blocks it.
+as_user() {
+  local uid=$1 gid=$2
+  shift 2
+  if [[ $EUID == 0 && $uid != 0 ]]; then
+    setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- "$@"
+  else
+    "$@"
+  fi
+}
+
+as_jvm_user() { as_user "$jvm_uid" "$jvm_gid" "$@"; }
+
+# Root switches to the JVM's user with setpriv (util-linux, on every Debian and Amazon Linux node).
+require_setpriv() {
+  if [[ $EUID == 0 && $jvm_uid != 0 ]] && ! command -v setpriv >/dev/null; then
+    fail $EXIT_START_FAILED "$START_FAILED setpriv is not installed: the node agent reads the flame graph as the JVM's user (uid $jvm_uid) with setpriv from util-linux; install util-linux"
+  fi
+}
+
+# Removes a scratch directory: what its out/ holds as out/'s owner (find -delete follows no link), then, as root,
+# the directories and root's own files, which no other user can change (the scratch directory is root's, mode 0711).
+remove_scratch_dir() {
+  local dir=$1 owner='' group=''
+  if [[ -d $dir/out && ! -L $dir/out ]]; then
+    read -r owner group < <(stat -c '%u %g' -- "$dir/out") || true
+    if [[ -n $owner ]]; then
+      as_user "$owner" "$group" timeout -k 2 "$FILE_TIMEOUT" find "$dir/out" -mindepth 1 -delete 2>/dev/null || true
+    fi
+    rmdir -- "$dir/out" 2>/dev/null || log "could not remove $dir/out (still written to?); a later run removes it"
+  fi
+  rm -f -- "$dir/profile.gz"
+  rmdir -- "$dir" 2>/dev/null || true
+}
+
 # A run killed with SIGKILL cannot clean up; its JVM still writes the file when --timeout ends (at most
-# 60 min later), so a scratch directory unmodified for longer than that is left over.
+# 60 min later), so a scratch directory unmodified for longer than that is left over. Only the agent's own
+# directories (root's) are removed; anything another user put in the base is theirs.
 remove_stale_scratch_dirs() {
-  find "$tmp_base" -mindepth 1 -maxdepth 1 -type d -name 'flink-profiler.*' -mmin +65 -exec rm -rf -- {} + 2>/dev/null || true
+  local dir
+  while IFS= read -r -d '' dir; do
+    remove_scratch_dir "$dir"
+  done < <(find "$tmp_base" -mindepth 1 -maxdepth 1 -type d -user "$EUID" -name 'flink-profiler.*' -mmin +65 -print0 2>/dev/null || true)
 }
 
 # Whether the JVM's user may enter directory $1 (plain mode bits; needs jvm_groups).
@@ -450,27 +614,33 @@ check_jvm_can_reach_scratch_dir() {
     if [[ $key == Groups: ]]; then jvm_groups+="$rest "; fi
   done 2>/dev/null <"/proc/$pid/status" || true
   [[ $jvm_uid != 0 ]] || return 0
-  dir=$(readlink -f -- "$scratch_dir") || dir=$scratch_dir
+  dir=$out_dir
   while [[ -n $dir ]]; do
     dir=${dir%/*}
     if ! jvm_can_search "${dir:-/}"; then
-      fail $EXIT_START_FAILED "$START_FAILED The JVM's user (uid $jvm_uid) cannot enter ${dir:-/}, so it could not write the flame graph into $scratch_dir: set FLINK_PROFILER_TMPDIR (or TMPDIR) to a directory that every user can enter, such as /tmp"
+      fail $EXIT_START_FAILED "$START_FAILED The JVM's user (uid $jvm_uid) cannot enter ${dir:-/}, so it could not write the flame graph into $out_dir: set FLINK_PROFILER_TMPDIR (or TMPDIR) to a directory that every user can enter, such as /tmp"
     fi
   done
 }
 
-# Sets scratch_dir, a new directory the JVM's user owns and can reach, and out_file, the flame graph's path in it.
+# Sets scratch_dir, a new directory of root's (mode 0711: the JVM's user may pass, not rename or add), out_dir in it,
+# which the JVM's user owns (the JVM writes the flame graph there as that user), out_file, the flame graph's path,
+# and gz_file, root's own copy of it compressed. No other user can rename the scratch directory or out_dir: the base
+# is root's (or sticky) and the scratch directory is root's.
 make_scratch_dir() {
   remove_stale_scratch_dirs
   scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
     fail $EXIT_START_FAILED "$START_FAILED Could not create a scratch directory in $tmp_base"
-  # The JVM itself writes the flame graph, as its own user.
+  chmod 0711 -- "$scratch_dir"
+  out_dir=$scratch_dir/out
+  mkdir -m 0700 -- "$out_dir" || fail $EXIT_START_FAILED "$START_FAILED Could not create a scratch directory in $tmp_base"
   if [[ $EUID == 0 && $jvm_uid != 0 ]]; then
-    chown "$jvm_uid:$jvm_gid" "$scratch_dir" ||
-      fail $EXIT_START_FAILED "$START_FAILED Could not hand the scratch directory $scratch_dir to uid $jvm_uid"
+    chown -h "$jvm_uid:$jvm_gid" -- "$out_dir" ||
+      fail $EXIT_START_FAILED "$START_FAILED Could not hand the scratch directory $out_dir to uid $jvm_uid"
   fi
   check_jvm_can_reach_scratch_dir
-  out_file=$scratch_dir/$run_id.html
+  out_file=$out_dir/$run_id.html
+  gz_file=$scratch_dir/profile.gz
 }
 
 # ---- Mapping asprof failures -----------------------------------------------------------------------
@@ -564,10 +734,28 @@ wait_for_duration() {
   done
 }
 
+# Prints the type, size, link count and owner of the flame graph's file, as the JVM's user sees it (no link
+# followed); fails when there is none.
+out_file_info() {
+  as_jvm_user timeout -k 2 "$FILE_TIMEOUT" stat -c '%F|%s|%h|%u' -- "$out_file" 2>/dev/null
+}
+
+msg_not_plain_file() { printf '%s %s is not a plain file written by the JVM'"'"'s user (uid %s)' "$STOP_FAILED" "$out_file" "$jvm_uid"; }
+msg_too_large() {
+  printf '%s The flame graph is %s bytes of HTML, more than this node'"'"'s limit of %s bytes (FLINK_PROFILER_MAX_HTML_BYTES, default %s): profile for a shorter duration, or raise the limit on the node' "$STOP_FAILED" "$1" "$max_html_bytes" "$MAX_HTML_BYTES_DEFAULT"
+}
+
+# Whether the JVM has written the whole flame graph (it ends with </html>). Fails the run at once when something
+# else than a plain file of the JVM's user is there, or when it is over the size limit.
 html_complete() {
-  local tail_bytes
-  [[ -f $out_file && ! -L $out_file ]] || return 1
-  tail_bytes=$(tail -c 64 -- "$out_file" 2>/dev/null) || return 1
+  local info type size links owner tail_bytes
+  info=$(out_file_info) || return 1
+  IFS='|' read -r type size links owner <<<"$info"
+  if [[ $type != 'regular file' && $type != 'regular empty file' ]] || [[ $links != 1 || $owner != "$jvm_uid" ]]; then
+    fail $EXIT_STOP_FAILED "$(msg_not_plain_file)"
+  fi
+  ((size <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "$size")"
+  tail_bytes=$(as_jvm_user timeout -k 2 "$FILE_TIMEOUT" tail -c 64 -- "$out_file" 2>/dev/null) || return 1
   [[ $tail_bytes == *'</html>' ]]
 }
 
@@ -607,23 +795,36 @@ wait_for_flame_graph() {
 
 # ---- Result ----------------------------------------------------------------------------------------
 
+# Reads the flame graph back, as the JVM's user, at most one byte over the limit and within READ_TIMEOUT, into
+# root's gz_file (gzip); sets html_bytes, what was read. The file may change under the reader: what counts is
+# what was read, and that must be all of a plain file within the limit.
+html_bytes=0
+read_flame_graph() {
+  local info type size links owner
+  info=$(out_file_info) || fail $EXIT_STOP_FAILED "$(msg_not_plain_file)"
+  IFS='|' read -r type size links owner <<<"$info"
+  if [[ $type != 'regular file' && $type != 'regular empty file' ]] || [[ $links != 1 || $owner != "$jvm_uid" ]]; then
+    fail $EXIT_STOP_FAILED "$(msg_not_plain_file)"
+  fi
+  ((size <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "$size")"
+  # dd with nofollow: a link swapped in after the check is not followed even as the JVM's user.
+  as_jvm_user timeout -k 2 "$READ_TIMEOUT" dd if="$out_file" iflag=nofollow bs=65536 count=$((max_html_bytes / 65536 + 1)) status=none 2>/dev/null |
+    gzip -c >"$gz_file" || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read $out_file as the JVM's user (uid $jvm_uid) within ${READ_TIMEOUT}s"
+  html_bytes=$(gzip -dc -- "$gz_file" | wc -c) || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
+  ((html_bytes <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "at least $html_bytes")"
+  ((html_bytes > 0)) || fail $EXIT_STOP_FAILED "$STOP_FAILED The flame graph $out_file is empty"
+}
+
 # Prints the FINISHED line and the flame graph, gzip + base64, between markers.
 print_result() {
-  local file_uid='' file_links='' encoded
-  # The scratch directory belongs to the JVM's user, who could plant a link there: read the file without
-  # following a symlink, and only if the JVM's user owns it and it has no other hard link.
-  read -r file_uid file_links < <(stat -c '%u %h' -- "$out_file") || file_uid=''
-  if [[ $file_uid != "$jvm_uid" || $file_links != 1 ]]; then
-    fail $EXIT_STOP_FAILED "$STOP_FAILED $out_file is not a plain file written by the JVM's user (uid $jvm_uid)"
-  fi
-  encoded=$(dd if="$out_file" iflag=nofollow bs=65536 status=none | gzip -c | base64 -w 76) ||
-    fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
-  [[ -n $encoded ]] || fail $EXIT_STOP_FAILED "$STOP_FAILED The flame graph $out_file is empty"
+  local encoded
+  read_flame_graph
+  encoded=$(base64 -w 76 <"$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
 
   result_sent=1
   result_line FINISHED "$success_message"
   printf -- '-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' "$encoded" >&3
-  log "finished: $(stat -c %s -- "$out_file") bytes of HTML, ${#encoded} characters of base64"
+  log "finished: $html_bytes bytes of HTML, ${#encoded} characters of base64"
 }
 
 # ---- Main ------------------------------------------------------------------------------------------
@@ -633,10 +834,12 @@ main() {
   exec 3>&1 1>&2
   install_handlers
   read_inputs
+  check_scratch_base
   find_asprof
   find_jvm
   refuse_while_another_profiler_runs
   read_jvm_user
+  require_setpriv
   make_scratch_dir
   start_profiling
   wait_for_duration

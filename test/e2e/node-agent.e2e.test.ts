@@ -346,7 +346,7 @@ describe('node agent: profiling a TaskManager', () => {
     );
     const [scratchDir] = await readdir(scratchBase);
     expect(scratchDir).toMatch(/^flink-profiler\./);
-    const html = await readFile(join(scratchBase, scratchDir ?? '', 'killed-run.html'), 'utf8');
+    const html = await readFile(join(scratchBase, scratchDir ?? '', 'out', 'killed-run.html'), 'utf8');
     expect(html.trimEnd()).toMatch(/<\/html>$/);
     expect(isAlive(taskManager.pid)).toBe(true);
   });
@@ -421,15 +421,13 @@ describe('node agent: finding the Flink JVM', () => {
   });
 
   it('ignores a process that names a Flink main class but is not a JVM', async () => {
-    // Like a wrapper (sudo, timeout, a launch script) whose arguments hold the class name. `read` (a builtin,
-    // waiting on a pipe nobody writes to) keeps bash alive without a child process that could outlive it.
-    const wrapper = spawnTracked(
-      'bash',
-      ['-c', 'read -t 60 || :', 'org.apache.flink.runtime.taskexecutor.TaskManagerRunner'],
-      {
-        stdio: ['pipe', 'ignore', 'ignore'],
-      },
-    );
+    // A process whose command line reads like a JVM's with the class as its main class (`bash -s <class>`), a JVM
+    // still starting, say. `read` (a builtin, waiting on the script's pipe, which nobody writes to any more) keeps
+    // bash alive without a child process that could outlive it.
+    const wrapper = spawnTracked('bash', ['-s', 'org.apache.flink.runtime.taskexecutor.TaskManagerRunner'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    wrapper.stdin?.write('read -t 60 || :\n');
     const wrapperPid = wrapper.pid ?? Number.NaN;
 
     const alone = expectFailed(await runAgent({ SSM_role: 'taskmanager' }), 4);
