@@ -85,6 +85,8 @@ export interface FakeFlinkJvmOptions {
   /** The JVM exits by itself (status 0) this many seconds after it is ready. */
   exitAfterSeconds?: number;
   extraJvmArgs?: string[];
+  /** Run the JVM as this user (uid and gid) rather than as the test's own (the classes must be readable to it). */
+  user?: { uid: number; gid: number };
 }
 
 export interface FakeFlinkJvm {
@@ -129,7 +131,7 @@ export async function startFakeFlinkJvm(options: FakeFlinkJvmOptions): Promise<F
     '/nonexistent/flink/conf',
     ...(options.exitAfterSeconds === undefined ? [] : ['--exit-after-seconds', String(options.exitAfterSeconds)]),
   ];
-  const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'], ...(options.user ?? {}) });
   running.add(child);
 
   let output = '';
