@@ -41,6 +41,10 @@ function isoSeconds(time: number): string {
 export const DAMAGED_PROFILE =
   'Stop profiler failed. The node agent reported success but its flame graph was missing or damaged in transit.';
 
+/** What arrived is not the payload the agent's result line vouches for (its length or SHA-256), or the line vouches for none. */
+export const PROFILE_NOT_VOUCHED =
+  "Stop profiler failed. The flame graph that arrived is not the one the node agent wrote: its length or SHA-256 differs from what the agent's result line says (or the line says none), so it was not stored. Something else with the node's credentials may have changed the agent's output; start a new run, and check the node (and that its node agent is this service's).";
+
 /** The agent sent a flame graph over the service's limit (its node allows more than the service takes). */
 export const PROFILE_TOO_LARGE = `Stop profiler failed. The flame graph is larger than the service's limit of ${MAX_HTML_BYTES} bytes of HTML, so it was not stored; the node's FLINK_PROFILER_MAX_HTML_BYTES allows more: profile for a shorter duration, or set that limit on the node to at most ${MAX_HTML_BYTES}.`;
 
@@ -68,7 +72,10 @@ export function failureMessage(run: Run, observation: Observation, result?: Agen
 
 function agentFailure(result: AgentResult | undefined, output: CommandOutput): string {
   if (result?.status === 'FAILED') return result.message;
-  if (result?.status === 'FINISHED') return result.profileProblem === 'tooLarge' ? PROFILE_TOO_LARGE : DAMAGED_PROFILE;
+  if (result?.status === 'FINISHED') {
+    if (result.profileProblem === 'tooLarge') return PROFILE_TOO_LARGE;
+    return result.profileProblem === 'mismatch' ? PROFILE_NOT_VOUCHED : DAMAGED_PROFILE;
+  }
   if (output.failure) return output.failure;
   if (output.stdoutTooLarge !== undefined) return outputTooLarge(output.stdoutTooLarge);
   const lastError = output.stderr.trim().split('\n').pop()?.trim();

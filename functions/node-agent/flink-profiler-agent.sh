@@ -106,9 +106,10 @@ msg_options_rejected() {
 
 log() { printf '%s flink-profiler: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# Prints the result line (status $1, message $2) on the protocol's stdout, fd 3.
+# Prints the result line (status $1, message $2, and fields $3 before the message, if any) on the protocol's
+# stdout, fd 3. It comes first on stdout, so SSM's own copy of the output's start holds it.
 result_line() {
-  printf 'FLINK_PROFILER_RESULT status=%s pid=%s mode=%s message=%s\n' "$1" "$result_pid" "$result_mode" "$2" >&3
+  printf 'FLINK_PROFILER_RESULT status=%s pid=%s mode=%s %smessage=%s\n' "$1" "$result_pid" "$result_mode" "${3:+$3 }" "$2" >&3
 }
 
 # Prints the FAILED line (once) and exits with the given code.
@@ -815,14 +816,18 @@ read_flame_graph() {
   ((html_bytes > 0)) || fail $EXIT_STOP_FAILED "$STOP_FAILED The flame graph $out_file is empty"
 }
 
-# Prints the FINISHED line and the flame graph, gzip + base64, between markers.
+# Prints the FINISHED line and the flame graph, gzip + base64, between markers. The line carries the payload's
+# SHA-256 and length (of the gzip): the service checks the payload it reads from S3 against them, and the line
+# against SSM's own copy of the output's start, which no other node can write.
 print_result() {
-  local encoded
+  local encoded digest length
   read_flame_graph
   encoded=$(base64 -w 76 <"$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
+  read -r digest _ < <(sha256sum -- "$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not checksum $out_file"
+  length=$(wc -c <"$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not checksum $out_file"
 
   result_sent=1
-  result_line FINISHED "$success_message"
+  result_line FINISHED "$success_message" "sha256=$digest bytes=$((length))"
   printf -- '-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' "$encoded" >&3
   log "finished: $html_bytes bytes of HTML, ${#encoded} characters of base64"
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { PROFILE_BEGIN, PROFILE_END } from '#domain/agent-output.ts';
 
@@ -13,8 +14,9 @@ export function gzippedZerosHtml(mib: number): Buffer {
 /** The agent's FINISHED stdout carrying `gzipped` (base64, 76 characters a line) as its flame graph. */
 export function finishedStdoutWith(gzipped: Buffer): string {
   const lines = gzipped.toString('base64').match(/.{1,76}/g) ?? [];
+  const vouched = `sha256=${createHash('sha256').update(gzipped).digest('hex')} bytes=${gzipped.length}`;
   return [
-    'FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=ITIMER message=Profiling Successful',
+    `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=ITIMER ${vouched} message=Profiling Successful`,
     PROFILE_BEGIN,
     ...lines,
     PROFILE_END,

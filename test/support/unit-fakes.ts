@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,8 +73,10 @@ export const silentLog: Logger = { info() {}, warn() {}, error() {} };
 
 /** What the node agent prints for a finished profile of `html`. */
 export function finishedAgentStdout(html: string, mode = 'ITIMER'): string {
-  const payload = gzipSync(Buffer.from(html)).toString('base64').replace(/.{76}/g, '$&\n');
-  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} message=Profiling Successful\n${PROFILE_BEGIN}\n${payload}\n${PROFILE_END}\n`;
+  const gzipped = gzipSync(Buffer.from(html));
+  const payload = gzipped.toString('base64').replace(/.{76}/g, '$&\n');
+  const vouched = `sha256=${createHash('sha256').update(gzipped).digest('hex')} bytes=${gzipped.length}`;
+  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} ${vouched} message=Profiling Successful\n${PROFILE_BEGIN}\n${payload}\n${PROFILE_END}\n`;
 }
 
 export const FLAME_GRAPH =

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_CALLER } from '#domain/access.ts';
@@ -6,8 +7,10 @@ import { createTestService, FLAME_GRAPH, TM } from '#test/support/unit-fakes.ts'
 
 /** What the node agent prints for a finished profile, with the mode it really used and its message. */
 function agentStdout(mode: string, message: string): string {
-  const payload = gzipSync(Buffer.from(FLAME_GRAPH)).toString('base64').replace(/.{76}/g, '$&\n');
-  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} message=${message}\n${PROFILE_BEGIN}\n${payload}\n${PROFILE_END}\n`;
+  const gzipped = gzipSync(Buffer.from(FLAME_GRAPH));
+  const payload = gzipped.toString('base64').replace(/.{76}/g, '$&\n');
+  const vouched = `sha256=${createHash('sha256').update(gzipped).digest('hex')} bytes=${gzipped.length}`;
+  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} ${vouched} message=${message}\n${PROFILE_BEGIN}\n${payload}\n${PROFILE_END}\n`;
 }
 
 async function completedCpuRun(stdout: string) {

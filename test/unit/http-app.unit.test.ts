@@ -209,7 +209,7 @@ describe('completion, links and history', () => {
     expect(info.message).toBe('The node agent exited with code 126 without a result: bash: asprof: Permission denied');
   });
 
-  it('refuses a damaged flame graph instead of storing it', async () => {
+  it('refuses a flame graph damaged in transit (it no longer matches its digest) instead of storing it', async () => {
     const { app, profiler } = createTestService();
     const run = await jsonOf(post(app, TM_PROFILER, { mode: 'CPU', duration: 5 }));
     const truncated = finishedAgentStdout(FLAME_GRAPH).replace(
@@ -219,7 +219,9 @@ describe('completion, links and history', () => {
     await profiler.completeRun(run.id, { stdout: truncated, stderr: '', exitCode: 0 });
     const info = await jsonOf(app.request(`/api/v1/runs/${run.id}`));
     expect(info.status).toBe('FAILED');
-    expect(info.message).toMatch(/damaged/);
+    expect(info.message).toMatch(
+      /^Stop profiler failed\. The flame graph that arrived is not the one the node agent wrote/,
+    );
   });
 
   it('keeps historySize runs per target and deletes the trimmed flame graphs', async () => {
