@@ -40,6 +40,9 @@ export class NodeSide extends Construct {
         'Attach to the instance role of Flink nodes (with AmazonSSMManagedInstanceCore): lets the SSM agent write the profiler command output.',
       statements: [
         new iam.PolicyStatement({
+          // Every node may write every node's output objects: the key puts the bare instance id in the middle
+          // (<prefix>/<command id>/<instance id>/…), and no IAM policy variable holds it (see infra/README.md, "Whose
+          // output is it"). The functions trust an object only as far as SSM's own copy of its start vouches for it.
           sid: 'WriteProfilerCommandOutput',
           actions: ['s3:PutObject'],
           resources: [props.artifacts.arnForObjects(`${props.ssmOutputPrefix}*`)],

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { inject } from 'vitest';
+import { inject, vi } from 'vitest';
 import { SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
 import { LocalDispatcher } from '#adapters/local/local-dispatcher.ts';
 import { LOCAL_CLUSTER, ProcDiscovery } from '#adapters/local/proc-discovery.ts';
@@ -11,6 +11,7 @@ import type { CommandOutput } from '#domain/ports.ts';
 import { createAgentDocument, createBucket } from '#test/support/aws-resources.ts';
 import { startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { recordedCommandFor, runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
+import { installSsmAsAws } from '#test/support/ssm-as-aws.ts';
 import { silentLog } from '#test/support/unit-fakes.ts';
 import { describeDispatcherContract } from './dispatcher.contract.ts';
 
@@ -72,6 +73,9 @@ describeDispatcherContract('SSM RunCommand (AWS)', async () => {
     host: 'ip-10-0-0-1.internal',
     reachable: true,
   };
+  // SSM as AWS has it where moto is friendlier: only managed nodes take commands, and GetCommandInvocation keeps the
+  // start of each invocation's output, which the dispatcher checks the S3 object against.
+  installSsmAsAws().register(node.id);
   return {
     dispatcher,
     node,
@@ -90,6 +94,7 @@ describeDispatcherContract('SSM RunCommand (AWS)', async () => {
       return state.output;
     },
     cleanup: async () => {
+      vi.restoreAllMocks();
       await jvm.stop();
       rmSync(dir, { recursive: true, force: true });
     },

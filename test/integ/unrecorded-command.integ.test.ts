@@ -5,13 +5,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
 import { ENV } from '#shared/config.ts';
 import { launchFlinkInstance, provisionFunctionEnvironment } from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { commandStatusEvent, httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
+import { installSsmAsAws } from '#test/support/ssm-as-aws.ts';
 
 /**
  * The API function dies between SendCommand and recording the command id (a Lambda timeout, an out-of-memory kill
@@ -52,6 +53,8 @@ describe('a command sent by an API function that died before recording it', () =
     agentTmp = mkdtempSync(join(tmpdir(), 'ffp-agent-'));
   });
 
+  // SSM as AWS has it (moto keeps no copy of a command's output, which the completion checks the S3 object against).
+  beforeEach(() => installSsmAsAws().register(taskManager));
   afterEach(() => vi.restoreAllMocks());
 
   afterAll(async () => {
@@ -64,7 +67,7 @@ describe('a command sent by an API function that died before recording it', () =
   /** The next write of a command id fails: the function is gone from then on. */
   function killApiAfterSendCommand() {
     const send = DynamoDBDocumentClient.prototype.send;
-    vi.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(function (
+    return vi.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(function (
       this: DynamoDBDocumentClient,
       command: unknown,
       ...rest: unknown[]
@@ -78,14 +81,14 @@ describe('a command sent by an API function that died before recording it', () =
 
   /** Starts a run whose API call dies after SendCommand; returns the stored run and the command SSM has for it. */
   async function startAndDie() {
-    killApiAfterSendCommand();
+    const dynamo = killApiAfterSendCommand();
     const response = await api(
       httpApiEvent('POST', `/api/v1/clusters/unrecorded/taskmanagers/${taskManager}/profiler`, {
         body: { mode: 'ITIMER', duration: 1 },
       }),
       lambdaContext,
     );
-    vi.restoreAllMocks();
+    dynamo.mockRestore();
     expect(response.statusCode).toBe(500);
     const [run] = (await store().listRunning()).filter((r) => r.node === taskManager);
     expect(run).toMatchObject({ status: 'RUNNING', commandId: null });

@@ -27,6 +27,7 @@ import { parseAgentOutput } from '#domain/agent-output.ts';
 import type { FlinkNode } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
 import { aRun } from '#test/support/runs.ts';
+import { FLAME_GRAPH, finishedAgentStdout } from '#test/support/unit-fakes.ts';
 
 /**
  * The SSM dispatcher's own logic, with the SDK clients mocked (aws-sdk-client-mock): batching and the
@@ -364,7 +365,7 @@ describe('SsmDispatcher.inspect', () => {
   });
 
   it("reads the agent's full stdout from S3, not the truncated view", async () => {
-    invocation('Success', 'Success', { ResponseCode: 0, StandardOutputContent: 'truncated' });
+    invocation('Success', 'Success', { ResponseCode: 0, StandardOutputContent: 'full stdout of' });
     s3.on(GetObjectCommand).callsFake(async (input: { Key: string }) => ({
       Body: { transformToString: async () => (input.Key.endsWith('/stdout') ? `full stdout of ${input.Key}` : '') },
     }));
@@ -378,6 +379,32 @@ describe('SsmDispatcher.inspect', () => {
       },
     });
   });
+
+  for (const [why, view] of [
+    ['starts otherwise than SSM recorded (another node wrote it)', 'FLINK_PROFILER_RESULT status=FAILED pid=1'],
+    ['holds output where SSM recorded none', ''],
+  ] as const) {
+    it(`refuses an output object that ${why}`, async () => {
+      invocation('Success', 'Success', { ResponseCode: 0, StandardOutputContent: view });
+      s3.on(GetObjectCommand).callsFake(async (input: { Key: string }) => ({
+        Body: {
+          transformToString: async () => (input.Key.endsWith('/stdout') ? finishedAgentStdout(FLAME_GRAPH) : ''),
+        },
+      }));
+      const state = await dispatcher().inspect(runOf());
+      expect(state).toEqual({
+        state: 'ended',
+        output: {
+          stdout: '',
+          stderr: '',
+          exitCode: 0,
+          failure: expect.stringMatching(
+            /^Stop profiler failed\. The output object in S3 for instance i-1 is not what its node agent printed: it does not start as SSM's own record/,
+          ),
+        },
+      });
+    });
+  }
 
   it('falls back to the invocation view when a failed command wrote nothing to S3', async () => {
     invocation('Failed', 'Failed', { ResponseCode: 4, StandardOutputContent: 'FLINK_PROFILER_RESULT status=FAILED …' });
@@ -437,7 +464,7 @@ describe('SsmDispatcher.inspect of a Success without an output object', () => {
         stdout: '',
         stderr: '',
         exitCode: 0,
-        failure: `${NEVER_REACHED} SSM's own copy of the first line of its stdout (not used as a profile): "FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=ITIMER message=Profiling Successful".`,
+        failure: `${NEVER_REACHED} SSM's own copy of the first line of its stdout (not used as a profile): "FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=ITIMER sha256=c03c307feb55712962bf0a7e38c843fd649384655ae571c033275b803e238cc2 bytes=61 message=Profiling Successful".`,
       },
     });
   });

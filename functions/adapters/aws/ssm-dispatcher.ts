@@ -89,6 +89,8 @@ const MESSAGES = {
   outputNeverReachedS3: (diagnostic: string | undefined) =>
     `Stop profiler failed. The node agent reported success but the agent's output never reached S3: attach the NodePolicy to the instance role and check the node's route to S3.${diagnostic ? ` SSM's own copy of the first line of its stdout (not used as a profile): "${diagnostic}".` : ''}`,
   neverSent: () => 'Start profiler failed. The run was never sent to its node; start a new run.',
+  notThisAgentsOutput: (node: string) =>
+    `Stop profiler failed. The output object in S3 for instance ${node} is not what its node agent printed: it does not start as SSM's own record of the agent's output, so it was not used. Another process with a node's instance-role credentials may have written it; start a new run, and check the fleet's nodes for code that writes to the profiler's bucket.`,
   forgotten: (commandId: string, node: string, error: unknown) =>
     `Start profiler failed. SSM has no record of command ${commandId} on instance ${node} (${(error as Error).name}); start a new run.`,
 };
@@ -144,6 +146,25 @@ function parametersOf(command: Command): CommandParameters | undefined {
   const role = command.Parameters?.role?.[0];
   if (!dispatchId || !ROLES.includes(role as Role)) return undefined;
   return { dispatchId, role: role as Role };
+}
+
+/**
+ * SSM's view holds the first 24,000 characters of stdout (less while the command runs): how much of it is compared,
+ * short of where SSM may mark a cut.
+ */
+const SSM_VIEW_COMPARED = 20_000;
+
+/**
+ * Whether the stdout object read from S3 starts as SSM's own copy of this invocation's stdout does. Every node of the
+ * fleet may write output objects (one command covers up to 50 instances; the node policy cannot tell their keys
+ * apart), but no node can change what SSM recorded: an object that disagrees, or output SSM never saw, is not this
+ * invocation's. The result line comes first and carries the payload's digest, so agreeing here vouches for it all.
+ */
+function agreesWithSsm(stdout: string, invocation: GetCommandInvocationCommandOutput): boolean {
+  const view = invocation.StandardOutputContent ?? '';
+  if (view.trim() === '') return stdout.trim() === '';
+  const compared = Math.min(view.length, SSM_VIEW_COMPARED);
+  return stdout.slice(0, compared) === view.slice(0, compared);
 }
 
 /** What one SendCommand call came to. */
@@ -344,6 +365,14 @@ export class SsmDispatcher implements Dispatcher {
     const stdoutTooLarge = stdoutRead?.tooLarge;
     const exitCode =
       invocation.ResponseCode === undefined || invocation.ResponseCode < 0 ? null : invocation.ResponseCode;
+    if (stdout !== undefined && !agreesWithSsm(stdout, invocation)) {
+      // Any process on any node with the instance role's credentials can write the output objects; only SSM's own
+      // copy of the output's start (with the result line and its digest) comes from this invocation's agent.
+      return {
+        state: 'ended',
+        output: { stdout: '', stderr: '', exitCode, failure: MESSAGES.notThisAgentsOutput(run.node) },
+      };
+    }
     if (stdout === undefined && invocation.Status === 'Success') {
       // The agent uploads only non-empty streams and only logs a failed upload (no NodePolicy, no route to S3):
       // Success without an object may be an upload on its way, until nothing can be on its way any more.
