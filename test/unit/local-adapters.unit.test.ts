@@ -181,6 +181,28 @@ describe('Flink JVM discovery', () => {
       'jobmanager',
     );
     expect(flinkRoleOf(['java', '-jar', 'app.jar', '--name', 'TaskManagerRunner'])).toBeUndefined();
+    expect(
+      flinkRoleOf([
+        'java',
+        '--module-path',
+        'm',
+        '-m',
+        'flink/org.apache.flink.runtime.taskexecutor.TaskManagerRunner',
+      ]),
+    ).toBe('taskmanager');
+  });
+
+  it('counts only the main class, as the node agent does: not a Flink class among the program’s arguments', () => {
+    const tm = 'org.apache.flink.runtime.taskexecutor.TaskManagerRunner';
+    // A job's own JVM (or any program) that names a Flink class as an argument is not a TaskManager.
+    expect(flinkRoleOf(['java', '-cp', 'x.jar', 'com.example.Impostor', tm])).toBeUndefined();
+    expect(flinkRoleOf(['java', 'Impostor.java', tm])).toBeUndefined();
+    expect(flinkRoleOf(['java', '-jar', 'app.jar', tm])).toBeUndefined();
+    // An @argfile's content is the JVM user's: a main class after one is not trusted.
+    expect(flinkRoleOf(['java', '@/tmp/args', tm])).toBeUndefined();
+    // The value of -cp is no main class, even when it looks like one.
+    expect(flinkRoleOf(['java', '-cp', tm, 'com.example.Main'])).toBeUndefined();
+    expect(flinkRoleOf(['java', '-Xmx1g', '-Dx=y', '-classpath', 'a:b', tm, '--configDir', '/c'])).toBe('taskmanager');
   });
 
   it('lists the same main classes as the node agent script', () => {
