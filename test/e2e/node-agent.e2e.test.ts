@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -137,7 +138,8 @@ function pathWithoutAsprof(): string {
     .join(delimiter);
 }
 
-const RESULT_LINE = /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) message=(.*)$/;
+const RESULT_LINE =
+  /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?message=(.*)$/;
 const BEGIN = '-----BEGIN FLINK PROFILE-----';
 const END = '-----END FLINK PROFILE-----';
 
@@ -169,7 +171,10 @@ function expectFinished(run: AgentRun, message = 'Profiling Successful'): Result
   expect(lines.slice(end + 1)).toEqual(['']);
   const body = lines.slice(2, end);
   expect(body.every((line) => /^[A-Za-z0-9+/=]{1,76}$/.test(line))).toBe(true);
-  const html = gunzipSync(Buffer.from(body.join(''), 'base64')).toString('utf8');
+  // The FINISHED line vouches for the payload: its gzip's SHA-256 and length.
+  const gzipped = Buffer.from(body.join(''), 'base64');
+  expect(lines[0]).toContain(` sha256=${createHash('sha256').update(gzipped).digest('hex')} bytes=${gzipped.length} `);
+  const html = gunzipSync(gzipped).toString('utf8');
   expect(html.trimStart().toLowerCase()).toMatch(/^<!doctype html>/);
   expect(html.trimEnd()).toMatch(/<\/html>$/);
   return { ...result, html };

@@ -168,7 +168,10 @@ async function runAgent(vars: Record<string, string>): Promise<AgentResult> {
     child.once('close', resolve);
   });
   clearTimeout(guard);
-  const match = /^FLINK_PROFILER_RESULT status=(\S+) pid=(\S+) mode=(\S+) message=(.*)$/m.exec(stdout);
+  const match =
+    /^FLINK_PROFILER_RESULT status=(\S+) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?message=(.*)$/m.exec(
+      stdout,
+    );
   if (!match) throw new Error(`no result line (exit ${code}):\n${stdout.slice(0, 500)}\n${stderr}`);
   const [, status = '', pid = '', mode = '', message = ''] = match;
   return { code, status, pid, mode, message, stdout, stderr };
