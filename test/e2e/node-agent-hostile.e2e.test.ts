@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { flinkRoleOf } from '#domain/flink-entrypoints.ts';
 import {
   compileFakeFlink,
   type FakeFlinkJvm,
@@ -69,7 +70,8 @@ async function waitForOnlyOurTaskManagers(): Promise<void> {
     for (const entry of await readdir('/proc')) {
       if (!/^\d+$/.test(entry) || ours.has(entry)) continue;
       const args = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-      if (args.split('\0').includes('org.apache.flink.runtime.taskexecutor.TaskManagerRunner')) others.push(entry);
+      // By main class, as the agent counts (an impostor naming the class as an argument is not one).
+      if (flinkRoleOf(args.split('\0')) === 'taskmanager') others.push(entry);
     }
     if (others.length === 0) return;
     if (Date.now() > deadline) throw new Error(`other TaskManagers run on this machine: ${others.join(' ')}`);
