@@ -383,23 +383,30 @@ describe('real Flink: a JobManager and a TaskManager run as user flink, with Fli
     expect(await readdir(agentTmp)).toEqual([]);
   });
 
-  it('lets the JVM (user flink) write the flame graph into a scratch dir handed to it, then reads it back and removes it', async () => {
+  it('lets the JVM (user flink) write the flame graph into an out/ dir handed to it, then reads it back and removes it', async () => {
     const flinkUid = await uidOf(tm.pid);
     expect(flinkUid).toBeGreaterThan(0);
     expect(process.getuid?.()).toBe(0); // the agent runs as root, as under SSM
 
     const startedAt = performance.now();
     const started = await startOurProfile(server.api, LOCAL, tmNode, { mode: 'ITIMER', duration: 3 });
-    // While it runs, the scratch directory belongs to the JVM's user (who writes the file into it).
-    let scratchOwner: number | undefined;
-    while (scratchOwner === undefined && performance.now() - startedAt < 3_000) {
+    // While it runs, the scratch directory is root's (0711) and its out/ belongs to the JVM's user, who writes the
+    // file into it (root works in out/ only as that user).
+    let scratch: { uid: number; mode: number } | undefined;
+    let outOwner: number | undefined;
+    while (outOwner === undefined && performance.now() - startedAt < 3_000) {
       const [entry] = (await readdir(agentTmp)).filter((name) => name.startsWith('flink-profiler.'));
-      if (entry) scratchOwner = (await stat(join(agentTmp, entry)).catch(() => undefined))?.uid;
+      if (entry) {
+        scratch = await stat(join(agentTmp, entry)).catch(() => undefined);
+        outOwner = (await stat(join(agentTmp, entry, 'out')).catch(() => undefined))?.uid;
+      }
       await sleep(50);
     }
     const outcome = await awaitOurProfile(server.api, started, startedAt);
 
-    expect(scratchOwner).toBe(flinkUid);
+    expect(scratch?.uid).toBe(0);
+    expect((scratch?.mode ?? 0) & 0o777).toBe(0o711);
+    expect(outOwner).toBe(flinkUid);
     expect(outcome.info).toMatchObject({ status: 'FINISHED', message: 'Profiling Successful' });
     expect(framesOf(outcome)).toContain(busyMapFrame);
     expect(await readdir(agentTmp)).toEqual([]);
