@@ -27,13 +27,19 @@ export function stepTimeoutSeconds(duration: number): number {
 }
 
 /**
+ * Seconds after its step starts by which the agent has started async-profiler's session, if it ever does: its checks
+ * take seconds, and `asprof start` is given 60 s (killed 5 s later).
+ */
+export const SESSION_START_MARGIN_SECONDS = 70;
+
+/**
  * When async-profiler's session inside the JVM is over at the latest, even if whatever started it was killed: the
- * agent starts the session with `--timeout <duration>` within the step's margin for attaching, so the session ends
- * before the step's own limit does. Until then a run that ended early (the agent killed, the command lost) may still
- * be profiling its JVM, and a new run there would fail with "Profiler already started".
+ * agent starts the session with `--timeout <duration>` within {@link SESSION_START_MARGIN_SECONDS} of its step's
+ * start, which is within the delivery timeout of the run's start. Until then a run that ended early (the agent
+ * killed) may still be profiling its JVM, and a new run there would fail with "Profiler already started".
  */
 export function jvmFreeAt(run: Pick<Run, 'triggerTime' | 'duration'>, timeouts: RunTimeouts): number {
-  return run.triggerTime + (timeouts.deliveryTimeoutSeconds + stepTimeoutSeconds(run.duration)) * 1000;
+  return run.triggerTime + (timeouts.deliveryTimeoutSeconds + SESSION_START_MARGIN_SECONDS + run.duration) * 1000;
 }
 
 /** The moment after which a RUNNING run can have no result on its way: it is settled FAILED then. */

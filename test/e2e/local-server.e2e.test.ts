@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { SESSION_START_MARGIN_SECONDS } from '#domain/deadline.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
 import { type LocalServerProcess, startLocalServerProcess } from '#test/support/local-server-process.ts';
@@ -273,7 +274,15 @@ describe('local mode through the HTTP API', () => {
     const run = await waitForRun(s, created.body.id);
     expect(run.status).toBe('FAILED');
     expect(run.message).toMatch(/node agent/i);
-    expect((await request('POST', tmRunsPath(s, node), { mode: 'ITIMER', duration: 1 })).status).toBe(200);
+    // async-profiler's session in the JVM outlives the killed agent: the target says until when it is busy, at most
+    // the session's own timeout after the agent could have started it, instead of a next run that fails inside.
+    const next = await request('POST', tmRunsPath(s, node), { mode: 'ITIMER', duration: 1 });
+    expect(next.status).toBe(409);
+    const [reason] = next.body.errors as string[];
+    expect(reason).toMatch(/is busy until \S+Z: run \S+ ended before its agent could stop async-profiler/);
+    const until = Date.parse(/busy until (\S+Z)/.exec(reason as string)?.[1] ?? '');
+    expect(until).toBeLessThanOrEqual(run.triggerTime + (SESSION_START_MARGIN_SECONDS + 3) * 1000);
+    expect(run.message).toContain('async-profiler may still be profiling the JVM until');
   });
 
   /** The command id the server recorded for a run (kept internal by the API), read from the SQLite file. */

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_CALLER } from '#domain/access.ts';
-import { EXECUTION_MARGIN_SECONDS } from '#domain/deadline.ts';
+import { SESSION_START_MARGIN_SECONDS } from '#domain/deadline.ts';
 import type { CommandOutput } from '#domain/ports.ts';
 import type { ProfilerSettings } from '#domain/profiler-service.ts';
 import { createTestService, FLAME_GRAPH, finishedAgentStdout, TM } from '#test/support/unit-fakes.ts';
@@ -116,8 +116,8 @@ describe('a run whose agent was killed while profiling', () => {
       kind: 'agentOutput',
       output: { stdout: '', stderr: 'Killed', exitCode: null, ...output },
     });
-    // The session's own timeout is over at the latest when the step's limit is: delivery + duration + margin.
-    const busyUntil = run.triggerTime + (60 + 30 + EXECUTION_MARGIN_SECONDS) * 1000;
+    // The session's own timeout is over at the latest a duration after the agent could have started it.
+    const busyUntil = run.triggerTime + (60 + SESSION_START_MARGIN_SECONDS + 30) * 1000;
     return { ...service, run, ended, busyUntil };
   }
 
