@@ -52,10 +52,6 @@ describe('the AWS path through the Lambda handlers', () => {
     ({ bucket, table, documentName } = await provisionFunctionEnvironment({
       [ENV.ssmOutputPrefix]: OUTPUT_PREFIX,
       [ENV.graceSeconds]: '30',
-      // The API function writes rules' schedules (test/integ/rules-aws.integ.test.ts drives them).
-      [ENV.scheduleGroup]: 'flink-fleet-profiler',
-      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
     }));
     // SSM as AWS has it where moto is friendlier (test/support/ssm-as-aws.ts): only managed nodes take commands,
     // invocations end as the agent reports, and GetCommandInvocation keeps the start of each one's output, which the

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ENV } from '#shared/config.ts';
 import { launchFlinkInstance, provisionFunctionEnvironment } from '#test/support/aws-resources.ts';
 import { finishedStdoutWith } from '#test/support/hostile-payloads.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
@@ -33,11 +32,7 @@ describe('an output object another node wrote', () => {
       launchFlinkInstance('forged', 'taskmanager'),
       launchFlinkInstance('forged', 'taskmanager'),
     ]);
-    ({ bucket } = await provisionFunctionEnvironment({
-      [ENV.scheduleGroup]: 'flink-fleet-profiler',
-      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
-    }));
+    ({ bucket } = await provisionFunctionEnvironment());
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     completion = (await import('#lambda/completion.lambda.ts')).handler as Handler;
   });

@@ -88,9 +88,6 @@ describe('the Lambda handlers against an SSM and S3 that answer as AWS does', ()
       [ENV.ssmOutputPrefix]: OUTPUT_PREFIX,
       [ENV.graceSeconds]: String(GRACE_SECONDS),
       [ENV.deliveryTimeout]: String(DELIVERY_TIMEOUT_SECONDS),
-      [ENV.scheduleGroup]: 'flink-fleet-profiler',
-      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
     }));
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     completion = (await import('#lambda/completion.lambda.ts')).handler as Handler;

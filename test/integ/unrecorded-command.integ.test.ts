@@ -41,10 +41,6 @@ describe('a command sent by an API function that died before recording it', () =
     taskManager = await launchFlinkInstance('unrecorded', 'taskmanager');
     ({ bucket, table, documentName } = await provisionFunctionEnvironment({
       [ENV.graceSeconds]: '30',
-      // The API function writes rules' schedules; none is written here.
-      [ENV.scheduleGroup]: 'flink-fleet-profiler',
-      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
     }));
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     completion = (await import('#lambda/completion.lambda.ts')).handler as Handler;

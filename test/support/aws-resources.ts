@@ -98,10 +98,17 @@ export async function launchFlinkInstance(
   return Instances?.[0]?.InstanceId as string;
 }
 
+/** Where the API function writes rules' schedules, as the stack tells it (a test that fires rules names its own). */
+const SCHEDULER_ENVIRONMENT = {
+  [ENV.scheduleGroup]: 'flink-fleet-profiler',
+  [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
+  [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
+};
+
 /**
  * What every Lambda function needs, made as the stack makes it: the run table, the artifact bucket and our SSM
- * document (version 1), named in the functions' environment together with `extra`. Call it before importing a
- * handler: the functions read their configuration once, at cold start.
+ * document (version 1), named in the functions' environment with the API's scheduler settings and `extra` (which
+ * overrides them). Call it before importing a handler: the functions read their configuration once, at cold start.
  */
 export async function provisionFunctionEnvironment(
   extra: Record<string, string> = {},
@@ -112,6 +119,7 @@ export async function provisionFunctionEnvironment(
     [ENV.bucket]: bucket,
     [ENV.documentName]: documentName,
     [ENV.documentVersion]: '1',
+    ...SCHEDULER_ENVIRONMENT,
     ...extra,
   });
   return { table, bucket, documentName };

@@ -197,8 +197,6 @@ export async function runFaultRun(options: FaultRunOptions): Promise<FaultRunFig
     [ENV.graceSeconds]: '30',
     [ENV.deliveryTimeout]: '60',
     [ENV.scheduleGroup]: scheduleGroup,
-    [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-    [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
   });
   const ssm = installSsmAsAws({ beforeAgentReports: 'InProgress' });
   const dynamo = hookDynamoDb();
