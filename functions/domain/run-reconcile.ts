@@ -46,10 +46,7 @@ export class RunReconciler {
       const run = await this.deps.runs.get(id);
       if (run?.node !== node || run.role !== parameters.role || dispatchIdOf(run) !== parameters.dispatchId) continue;
       if (run.commandId !== null && run.commandId !== commandId) return undefined;
-      if (run.commandId === null) {
-        this.deps.log.warn('recording the command of a run whose sender did not', { runId: run.id, commandId });
-        await this.deps.runs.setCommandId(run.id, commandId);
-      }
+      if (run.commandId === null) await this.recordCommand(run, commandId);
       return { ...run, commandId };
     }
     return undefined;
@@ -63,7 +60,7 @@ export class RunReconciler {
   async reconcile(scope: ReconcileScope = 'overdue'): Promise<Run[]> {
     const settled: Run[] = [];
     for (const run of await this.deps.runs.listRunning()) {
-      if (scope === 'overdue' && this.deps.now() < run.triggerTime + run.duration * 1000) continue;
+      if (scope === 'overdue' && !this.profileOver(run)) continue;
       try {
         const result = await this.check(run, { throwUntilDeadline: false });
         if (result && result.status !== 'RUNNING') settled.push(result);
@@ -80,7 +77,7 @@ export class RunReconciler {
    * is still under way is not raced.
    */
   private async sentCommandOf(run: Run): Promise<string | undefined> {
-    if (this.deps.now() < run.triggerTime + run.duration * 1000) return undefined;
+    if (!this.profileOver(run)) return undefined;
     let commandId: string | undefined;
     try {
       commandId = await this.deps.dispatcher.commandFor(run);
@@ -88,11 +85,19 @@ export class RunReconciler {
       this.deps.log.warn('could not look for the command of a run', { runId: run.id, error: String(error) });
       return undefined;
     }
-    if (commandId) {
-      this.deps.log.warn('recording the command of a run whose sender did not', { runId: run.id, commandId });
-      await this.deps.runs.setCommandId(run.id, commandId);
-    }
+    if (commandId) await this.recordCommand(run, commandId);
     return commandId;
+  }
+
+  /** Records a command found for a run whose sender died before it recorded it. */
+  private async recordCommand(run: Run, commandId: string): Promise<void> {
+    this.deps.log.warn('recording the command of a run whose sender did not', { runId: run.id, commandId });
+    await this.deps.runs.setCommandId(run.id, commandId);
+  }
+
+  /** Whether the run's profile should be over by now (its command may have ended). */
+  private profileOver(run: Run): boolean {
+    return this.deps.now() >= run.triggerTime + run.duration * 1000;
   }
 
   /** Asks where the run's command is and reports it; past the deadline an unanswered run is overdue. */

@@ -426,13 +426,15 @@ export class SsmDispatcher implements Dispatcher {
           ...(NextToken ? { NextToken } : {}),
         }),
       );
-      const command = (page.Commands ?? []).find(
-        (c) =>
+      const command = (page.Commands ?? []).find((c) => {
+        const parameters = parametersOf(c);
+        return (
           c.DocumentName === this.options.documentName &&
-          parametersOf(c)?.dispatchId === dispatchId &&
-          parametersOf(c)?.role === run.role &&
-          (c.InstanceIds ?? []).includes(run.node),
-      );
+          parameters?.dispatchId === dispatchId &&
+          parameters.role === run.role &&
+          (c.InstanceIds ?? []).includes(run.node)
+        );
+      });
       if (command?.CommandId) return command.CommandId;
       if (page.NextToken && page.NextToken === NextToken) throw new Error('ListCommands repeated its page token');
       NextToken = page.NextToken;
