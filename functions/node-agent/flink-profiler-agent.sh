@@ -2,7 +2,8 @@
 # The SSM agent runs this step as a script file, possibly with sh (dash on Debian and Ubuntu): re-run it with bash.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # Flink Fleet Profiler node agent: profiles one Flink JobManager or TaskManager JVM on this node with
-# async-profiler and prints the HTML flame graph (gzip + base64) on stdout.
+# async-profiler and prints the HTML flame graph, and where the node can convert a recording the same samples as
+# collapsed stacks with thread frames and as the JFR recording itself (each gzip + base64), on stdout.
 #
 # Runs as root, as the script of the profiler's SSM Command document (locally: as a child process).
 # Inputs come only from environment variables, never from arguments or shell text:
@@ -15,14 +16,27 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 #                           /opt/async-profiler/bin/asprof: SSM may run the script with a PATH without them)
 #   FLINK_PROFILER_TMPDIR   optional base of the scratch directory (else ${TMPDIR:-/tmp}); it must belong to root
 #                           (or the agent's own user) and be writable by no one else unless it has the sticky bit
-#   FLINK_PROFILER_MAX_HTML_BYTES  optional limit on the flame graph's size (default 64 MiB of HTML)
+#   FLINK_PROFILER_MAX_HTML_BYTES  optional limit on the size of each file sent: the flame graph, the collapsed stacks,
+#                           the recording (default 64 MiB)
+#
+# Recording: where async-profiler's converter (lib/converter.jar next to lib/libasyncProfiler.so, root's) runs with
+# the JVM's own java as the JVM's user, the session records JFR and the converter writes from that one recording the
+# flame graph (as asprof would: no thread frames, asprof's title) and the collapsed stacks (`--threads --norm`).
+# Elsewhere the session writes the flame graph itself, as before, and the message says why there is nothing else.
 #
 # Output protocol on stdout (everything else goes to stderr):
-#   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> message=Profiling Successful[ (<note>)]
+#   FLINK_PROFILER_RESULT status=FINISHED pid=<pid> mode=<MODE> sha256=<hex> bytes=<n>[ collapsed=<hex>:<n> jfr=<hex>:<n>] message=Profiling Successful[ (<note>)]
 #   -----BEGIN FLINK PROFILE-----
 #   <base64 of the gzipped HTML, 76 characters a line>
 #   -----END FLINK PROFILE-----
-# (mode is the mode really profiled: a CPU run retried in ITIMER says mode=ITIMER and notes why in the message)
+#   -----BEGIN FLINK PROFILE collapsed-----      (these two only when collapsed= and jfr= are on the line)
+#   <base64 of the gzipped collapsed stacks>
+#   -----END FLINK PROFILE collapsed-----
+#   -----BEGIN FLINK PROFILE jfr-----
+#   <base64 of the gzipped JFR recording>
+#   -----END FLINK PROFILE jfr-----
+# (mode is the mode really profiled: a CPU run retried in ITIMER says mode=ITIMER and notes why in the message; each
+# sha256/bytes pair is its gzip payload's digest and length)
 # or the single line
 #   FLINK_PROFILER_RESULT status=FAILED pid=<pid|-> mode=<MODE|-> message=<one line>
 # with exit code 2 bad input, 3 asprof missing, 4 JVM not found / ambiguous / not a JVM, 5 start failed,
@@ -68,6 +82,8 @@ readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin
 readonly MAX_HTML_BYTES_DEFAULT=$((64 * 1024 * 1024))
 readonly FILE_TIMEOUT=10     # seconds one file operation as the JVM's user may take (a planted FIFO would block)
 readonly READ_TIMEOUT=120    # seconds reading the flame graph back may take
+readonly CONVERT_TIMEOUT=45  # seconds one conversion of the recording may take (the service's deadline counts two)
+readonly CONVERTER_HEAP=512m # the converter's heap limit: its memory on the node stays bounded
 
 # ---- State -----------------------------------------------------------------------------------------
 # Set by the steps below and read by the result line, the failure mapping and the exit and signal handlers.
@@ -83,7 +99,8 @@ max_html_bytes=$MAX_HTML_BYTES_DEFAULT
 asprof='' asprof_lib='' asprof_given=''
 pid='' jvm_start_time='' jvm_uid='' jvm_gid='' jvm_groups=''
 proc_role='' proc_class=''
-scratch_dir='' out_dir='' out_file='' gz_file=''
+scratch_dir='' out_dir='' out_file=''
+converter='' java_bin='' converter_missing=''
 asprof_out='' asprof_rc=0
 start_attempted=0
 start_failed=0
@@ -577,7 +594,7 @@ remove_scratch_dir() {
     fi
     rmdir -- "$dir/out" 2>/dev/null || log "could not remove $dir/out (still written to?); a later run removes it"
   fi
-  rm -f -- "$dir/profile.gz"
+  rm -f -- "$dir/html.gz" "$dir/collapsed.gz" "$dir/jfr.gz"
   rmdir -- "$dir" 2>/dev/null || true
 }
 
@@ -625,9 +642,10 @@ check_jvm_can_reach_scratch_dir() {
 }
 
 # Sets scratch_dir, a new directory of root's (mode 0711: the JVM's user may pass, not rename or add), out_dir in it,
-# which the JVM's user owns (the JVM writes the flame graph there as that user), out_file, the flame graph's path,
-# and gz_file, root's own copy of it compressed. No other user can rename the scratch directory or out_dir: the base
-# is root's (or sticky) and the scratch directory is root's.
+# which the JVM's user owns (the JVM writes the profile there as that user), and out_file, the path of what the
+# session writes (the recording, or the flame graph where nothing converts). Root's own compressed copies of what is
+# sent go into the scratch directory itself. No other user can rename the scratch directory or out_dir: the base is
+# root's (or sticky) and the scratch directory is root's.
 make_scratch_dir() {
   remove_stale_scratch_dirs
   scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
@@ -640,8 +658,66 @@ make_scratch_dir() {
       fail $EXIT_START_FAILED "$START_FAILED Could not hand the scratch directory $out_dir to uid $jvm_uid"
   fi
   check_jvm_can_reach_scratch_dir
-  out_file=$out_dir/$run_id.html
-  gz_file=$scratch_dir/profile.gz
+  if [[ -n $converter ]]; then out_file=$out_dir/$run_id.jfr; else out_file=$out_dir/$run_id.html; fi
+}
+
+# ---- Converter -------------------------------------------------------------------------------------
+
+# Sets converter (async-profiler's converter jar, next to its library) and java_bin (the JVM's own java) when both
+# are there and the java runs as the JVM's user; else sets converter_missing, why not. The converter only ever runs
+# as the JVM's user, on the JVM's own files: it can do nothing that user could not.
+find_converter() {
+  local jar problem exe
+  jar=${asprof_lib%/*}/converter.jar
+  if [[ ! -f $jar || -L $jar ]]; then
+    converter_missing="no async-profiler converter at $jar"
+    return 0
+  fi
+  problem=$(untrusted_because "$jar")
+  if [[ -n $problem ]]; then
+    converter_missing="the converter $jar $problem"
+    return 0
+  fi
+  exe=$(readlink -- "/proc/$pid/exe" 2>/dev/null) || exe=''
+  if [[ $exe != /* || $exe == *' (deleted)' ]] ||
+    ! as_jvm_user timeout -k 2 "$FILE_TIMEOUT" env -i PATH=/usr/bin:/bin "$exe" -version >/dev/null 2>&1 3>&-; then
+    converter_missing="the JVM's own java ($(shown "$exe")) does not run as its user (uid $jvm_uid) here"
+    return 0
+  fi
+  converter=$jar
+  java_bin=$exe
+}
+
+# Runs the converter as the JVM's user on the recording; $1 says what it makes (for the message), the rest are its
+# arguments. Fails the run when it fails: the recording is all there is then.
+run_converter() {
+  local what=$1 rc=0 out
+  shift
+  out=$(as_jvm_user timeout -k 5 "$CONVERT_TIMEOUT" env -i PATH=/usr/bin:/bin "$java_bin" "-Xmx$CONVERTER_HEAP" \
+    -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$converter" one.convert.Main "$@" 2>&1 3>&-) || rc=$?
+  if [[ $rc != 0 ]]; then
+    out=${out//[[:cntrl:]]/ }
+    ((${#out} <= 300)) || out="${out:0:300}..."
+    if [[ $rc == 124 || $rc == 137 ]]; then
+      fail $EXIT_STOP_FAILED "$STOP_FAILED async-profiler's converter did not write the $what within ${CONVERT_TIMEOUT}s: profile for a shorter duration"
+    fi
+    fail $EXIT_STOP_FAILED "$STOP_FAILED async-profiler's converter could not write the $what from the recording (exit $rc): ${out:-no output}"
+  fi
+}
+
+# Writes the flame graph (as asprof itself would: its title, no thread frames) and the collapsed stacks (a thread
+# frame first on each line; hidden classes' and lambdas' names normalised, so runs of different JVMs compare) from
+# the one recording.
+convert_recording() {
+  local events title
+  case $result_mode in
+    ALLOC) events=--alloc title='Allocation profile' ;;
+    LOCK) events=--lock title='Lock profile' ;;
+    WALL) events=--wall title='Wall clock profile' ;;
+    *) events=--cpu title='CPU profile' ;;
+  esac
+  run_converter 'flame graph' "$events" --title "$title" -o html "$out_file" "$out_dir/$run_id.html"
+  run_converter 'collapsed stacks' "$events" --threads --norm -o collapsed "$out_file" "$out_dir/$run_id.collapsed"
 }
 
 # ---- Mapping asprof failures -----------------------------------------------------------------------
@@ -693,7 +769,9 @@ nap() {
 # --timeout makes the agent inside the JVM stop and write the file by itself, so a profile never keeps
 # running when this script is killed (SSM timeout or cancel sends SIGKILL).
 start_profiler() {
-  run_asprof start -e "$event" --timeout "$duration" -f "$out_file" "$pid"
+  local -a format=()
+  if [[ -n $converter ]]; then format=(-o jfr); fi
+  run_asprof start -e "$event" --timeout "$duration" "${format[@]}" -f "$out_file" "$pid"
   if [[ -n $asprof_out ]]; then printf '%s\n' "$asprof_out" | sed 's/^/asprof: /' >&2; fi
 }
 
@@ -735,27 +813,51 @@ wait_for_duration() {
   done
 }
 
-# Prints the type, size, link count and owner of the flame graph's file, as the JVM's user sees it (no link
-# followed); fails when there is none.
-out_file_info() {
-  as_jvm_user timeout -k 2 "$FILE_TIMEOUT" stat -c '%F|%s|%h|%u' -- "$out_file" 2>/dev/null
+# Prints the type, size, link count and owner of file $1 in out/, as the JVM's user sees it (no link followed); fails
+# when there is none.
+file_info() {
+  as_jvm_user timeout -k 2 "$FILE_TIMEOUT" stat -c '%F|%s|%h|%u' -- "$1" 2>/dev/null
 }
 
-msg_not_plain_file() { printf '%s %s is not a plain file written by the JVM'"'"'s user (uid %s)' "$STOP_FAILED" "$out_file" "$jvm_uid"; }
+# What each file the agent sends is, in its messages.
+describe_file() {
+  case $1 in
+    *.html) printf 'flame graph' ;;
+    *.collapsed) printf 'collapsed stacks' ;;
+    *) printf 'recording' ;;
+  esac
+}
+
+msg_not_plain_file() { printf '%s %s is not a plain file written by the JVM'"'"'s user (uid %s)' "$STOP_FAILED" "$1" "$jvm_uid"; }
 msg_too_large() {
-  printf '%s The flame graph is %s bytes of HTML, more than this node'"'"'s limit of %s bytes (FLINK_PROFILER_MAX_HTML_BYTES, default %s): profile for a shorter duration, or raise the limit on the node' "$STOP_FAILED" "$1" "$max_html_bytes" "$MAX_HTML_BYTES_DEFAULT"
+  printf '%s The %s is %s bytes, more than this node'"'"'s limit of %s bytes (FLINK_PROFILER_MAX_HTML_BYTES, default %s): profile for a shorter duration, or raise the limit on the node' "$STOP_FAILED" "$(describe_file "$1")" "$2" "$max_html_bytes" "$MAX_HTML_BYTES_DEFAULT"
 }
 
-# Whether the JVM has written the whole flame graph (it ends with </html>). Fails the run at once when something
-# else than a plain file of the JVM's user is there, or when it is over the size limit.
-html_complete() {
-  local info type size links owner tail_bytes
-  info=$(out_file_info) || return 1
+# Checks that file $1 in out/ is a plain file of the JVM's user within the size limit (else fails the run); sets
+# file_size. (Steps that may fail the run set variables rather than print: fail in a $(…) would only end the subshell.)
+file_size=0
+check_file() {
+  local info type size links owner
+  info=$(file_info "$1") || fail $EXIT_STOP_FAILED "$(msg_not_plain_file "$1")"
   IFS='|' read -r type size links owner <<<"$info"
   if [[ $type != 'regular file' && $type != 'regular empty file' ]] || [[ $links != 1 || $owner != "$jvm_uid" ]]; then
-    fail $EXIT_STOP_FAILED "$(msg_not_plain_file)"
+    fail $EXIT_STOP_FAILED "$(msg_not_plain_file "$1")"
   fi
-  ((size <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "$size")"
+  ((size <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "$1" "$size")"
+  file_size=$size
+}
+
+# Whether the JVM has written the whole profile: the flame graph ends with </html>; a recording is written under the
+# lock `asprof status` takes, so once the session is inactive it is all there if it is there at all. Fails the run
+# at once when something else than a plain file of the JVM's user is there, or when it is over the size limit.
+profile_complete() {
+  local tail_bytes
+  file_info "$out_file" >/dev/null || return 1
+  check_file "$out_file"
+  if [[ -n $converter ]]; then
+    ((file_size > 0))
+    return
+  fi
   tail_bytes=$(as_jvm_user timeout -k 2 "$FILE_TIMEOUT" tail -c 64 -- "$out_file" 2>/dev/null) || return 1
   [[ $tail_bytes == *'</html>' ]]
 }
@@ -769,7 +871,7 @@ wait_for_flame_graph() {
     run_asprof status "$pid"
     if [[ $asprof_rc == 0 && $asprof_out == *"Profiler is not active"* ]]; then
       # The agent writes the file under the same lock that `status` takes: inactive means written (or failed).
-      if html_complete; then
+      if profile_complete; then
         finished=1
         break
       fi
@@ -790,46 +892,76 @@ wait_for_flame_graph() {
       fail $EXIT_STOP_FAILED "$STOP_FAILED $(explain_asprof_failure 200 'Could not open output file')"
     fi
     run_asprof stop "$pid"
-    fail $EXIT_STOP_FAILED "$STOP_FAILED The profiler did not finish writing the flame graph within ${FINISH_TIMEOUT}s after the profiling duration"
+    fail $EXIT_STOP_FAILED "$STOP_FAILED The profiler did not finish writing the $(describe_file "$out_file") within ${FINISH_TIMEOUT}s after the profiling duration"
   fi
 }
 
 # ---- Result ----------------------------------------------------------------------------------------
 
-# Reads the flame graph back, as the JVM's user, at most one byte over the limit and within READ_TIMEOUT, into
-# root's gz_file (gzip); sets html_bytes, what was read. The file may change under the reader: what counts is
+# Reads file $1 of out/ back, as the JVM's user, at most one byte over the limit and within READ_TIMEOUT, into
+# root's $2 (gzip); sets read_bytes, how many bytes were read. The file may change under the reader: what counts is
 # what was read, and that must be all of a plain file within the limit.
-html_bytes=0
-read_flame_graph() {
-  local info type size links owner
-  info=$(out_file_info) || fail $EXIT_STOP_FAILED "$(msg_not_plain_file)"
-  IFS='|' read -r type size links owner <<<"$info"
-  if [[ $type != 'regular file' && $type != 'regular empty file' ]] || [[ $links != 1 || $owner != "$jvm_uid" ]]; then
-    fail $EXIT_STOP_FAILED "$(msg_not_plain_file)"
-  fi
-  ((size <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "$size")"
+read_bytes=0
+read_back() {
+  local file=$1 gz=$2
+  check_file "$file"
   # dd with nofollow: a link swapped in after the check is not followed even as the JVM's user.
-  as_jvm_user timeout -k 2 "$READ_TIMEOUT" dd if="$out_file" iflag=nofollow bs=65536 count=$((max_html_bytes / 65536 + 1)) status=none 2>/dev/null |
-    gzip -c >"$gz_file" || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read $out_file as the JVM's user (uid $jvm_uid) within ${READ_TIMEOUT}s"
-  html_bytes=$(gzip -dc -- "$gz_file" | wc -c) || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
-  ((html_bytes <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "at least $html_bytes")"
-  ((html_bytes > 0)) || fail $EXIT_STOP_FAILED "$STOP_FAILED The flame graph $out_file is empty"
+  as_jvm_user timeout -k 2 "$READ_TIMEOUT" dd if="$file" iflag=nofollow bs=65536 count=$((max_html_bytes / 65536 + 1)) status=none 2>/dev/null |
+    gzip -c >"$gz" || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read $file as the JVM's user (uid $jvm_uid) within ${READ_TIMEOUT}s"
+  read_bytes=$(gzip -dc -- "$gz" | wc -c) || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $file"
+  ((read_bytes <= max_html_bytes)) || fail $EXIT_STOP_FAILED "$(msg_too_large "$file" "at least $read_bytes")"
+  read_bytes=$((read_bytes))
 }
 
-# Prints the FINISHED line and the flame graph, gzip + base64, between markers. The line carries the payload's
-# SHA-256 and length (of the gzip): the service checks the payload it reads from S3 against them, and the line
-# against SSM's own copy of the output's start, which no other node can write.
+# Sets digest to "<sha256>:<length>" of root's file $1.
+digest=''
+digest_of() {
+  local sum length
+  read -r sum _ < <(sha256sum -- "$1") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not checksum $1"
+  length=$(wc -c <"$1") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not checksum $1"
+  digest="$sum:$((length))"
+}
+
+# Prints root's gzip file $2 base64-encoded between the markers of section $1 ('' for the flame graph's).
+print_section() {
+  local label=${1:+ $1}
+  printf -- '-----BEGIN FLINK PROFILE%s-----\n' "$label" >&3
+  base64 -w 76 <"$2" >&3 || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not encode $2"
+  printf -- '-----END FLINK PROFILE%s-----\n' "$label" >&3
+}
+
+# Converts the recording (where there is one), reads every file back, and prints the FINISHED line and the files,
+# gzip + base64, between markers. The line carries each payload's SHA-256 and length (of the gzip): the service checks
+# the payloads it reads from S3 against them, and the line against SSM's own copy of the output's start, which no
+# other node can write.
 print_result() {
-  local encoded digest length
-  read_flame_graph
-  encoded=$(base64 -w 76 <"$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not read and encode $out_file"
-  read -r digest _ < <(sha256sum -- "$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not checksum $out_file"
-  length=$(wc -c <"$gz_file") || fail $EXIT_STOP_FAILED "$STOP_FAILED Could not checksum $out_file"
+  local html_bytes fields
+  if [[ -n $converter ]]; then convert_recording; fi
+  read_back "$out_dir/$run_id.html" "$scratch_dir/html.gz"
+  html_bytes=$read_bytes
+  ((html_bytes > 0)) || fail $EXIT_STOP_FAILED "$STOP_FAILED The flame graph $out_dir/$run_id.html is empty"
+  digest_of "$scratch_dir/html.gz"
+  fields="sha256=${digest%%:*} bytes=${digest#*:}"
+  if [[ -n $converter ]]; then
+    read_back "$out_dir/$run_id.collapsed" "$scratch_dir/collapsed.gz"
+    digest_of "$scratch_dir/collapsed.gz"
+    fields+=" collapsed=$digest"
+    read_back "$out_file" "$scratch_dir/jfr.gz"
+    digest_of "$scratch_dir/jfr.gz"
+    fields+=" jfr=$digest"
+  else
+    log "sending the flame graph only: $converter_missing"
+    success_message+=" (flame graph only: $converter_missing)"
+  fi
 
   result_sent=1
-  result_line FINISHED "$success_message" "sha256=$digest bytes=$((length))"
-  printf -- '-----BEGIN FLINK PROFILE-----\n%s\n-----END FLINK PROFILE-----\n' "$encoded" >&3
-  log "finished: $html_bytes bytes of HTML, ${#encoded} characters of base64"
+  result_line FINISHED "${success_message//[[:cntrl:]]/ }" "$fields"
+  print_section '' "$scratch_dir/html.gz"
+  if [[ -n $converter ]]; then
+    print_section collapsed "$scratch_dir/collapsed.gz"
+    print_section jfr "$scratch_dir/jfr.gz"
+  fi
+  log "finished: $html_bytes bytes of HTML${converter:+, with the collapsed stacks and the recording}"
 }
 
 # ---- Main ------------------------------------------------------------------------------------------
@@ -845,6 +977,7 @@ main() {
   refuse_while_another_profiler_runs
   read_jvm_user
   require_setpriv
+  find_converter
   make_scratch_dir
   start_profiling
   wait_for_duration

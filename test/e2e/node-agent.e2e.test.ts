@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -139,9 +139,8 @@ function pathWithoutAsprof(): string {
 }
 
 const RESULT_LINE =
-  /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?message=(.*)$/;
-const BEGIN = '-----BEGIN FLINK PROFILE-----';
-const END = '-----END FLINK PROFILE-----';
+  /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?(?:collapsed=[0-9a-f]{64}:\d+ jfr=[0-9a-f]{64}:\d+ )?message=(.*)$/;
+const marker = (edge: 'BEGIN' | 'END', label: string) => `-----${edge} FLINK PROFILE${label ? ` ${label}` : ''}-----`;
 
 interface ResultLine {
   status: string;
@@ -158,26 +157,58 @@ function resultLine(run: AgentRun): ResultLine {
   return { status, pid, mode, message };
 }
 
-/** Checks the FINISHED protocol exactly and returns the result line and the decoded HTML. */
-function expectFinished(run: AgentRun, message = 'Profiling Successful'): ResultLine & { html: string } {
+interface Finished extends ResultLine {
+  html: string;
+  /** The collapsed stacks and the recording, when the agent sent them (it could convert the recording). */
+  collapsed?: string;
+  jfr?: Buffer;
+}
+
+/**
+ * Checks the FINISHED protocol exactly: the line, then the flame graph's section and, when the line names them, the
+ * collapsed stacks' and the recording's, nothing else; every payload base64 in lines of 76 and vouched for by the line
+ * (its gzip's SHA-256 and length). Returns the line and the decoded files.
+ */
+function expectFinished(run: AgentRun, message = 'Profiling Successful'): Finished {
   expect(run.code, run.stderr).toBe(0);
   const result = resultLine(run);
   expect(result.status, result.message).toBe('FINISHED');
   expect(result.message).toBe(message);
   const lines = run.stdout.split('\n');
-  expect(lines[1]).toBe(BEGIN);
-  const end = lines.indexOf(END);
-  expect(end).toBeGreaterThan(2);
-  expect(lines.slice(end + 1)).toEqual(['']);
-  const body = lines.slice(2, end);
-  expect(body.every((line) => /^[A-Za-z0-9+/=]{1,76}$/.test(line))).toBe(true);
-  // The FINISHED line vouches for the payload: its gzip's SHA-256 and length.
-  const gzipped = Buffer.from(body.join(''), 'base64');
-  expect(lines[0]).toContain(` sha256=${createHash('sha256').update(gzipped).digest('hex')} bytes=${gzipped.length} `);
-  const html = gunzipSync(gzipped).toString('utf8');
+  const withExtras = / collapsed=[0-9a-f]{64}:\d+ jfr=/.test(lines[0] ?? '');
+  const sections = withExtras ? (['', 'collapsed', 'jfr'] as const) : ([''] as const);
+  let at = 1;
+  const decoded = new Map<string, Buffer>();
+  for (const label of sections) {
+    expect(lines[at]).toBe(marker('BEGIN', label));
+    const end = lines.indexOf(marker('END', label), at + 1);
+    expect(end).toBeGreaterThan(at + 1);
+    const body = lines.slice(at + 1, end);
+    expect(body.every((line) => /^[A-Za-z0-9+/=]{1,76}$/.test(line))).toBe(true);
+    const gzipped = Buffer.from(body.join(''), 'base64');
+    const vouched = `${createHash('sha256').update(gzipped).digest('hex')}${label ? ':' : ' bytes='}${gzipped.length} `;
+    expect(lines[0]).toContain(label ? ` ${label}=${vouched}` : ` sha256=${vouched}`);
+    decoded.set(label, gunzipSync(gzipped));
+    at = end + 1;
+  }
+  expect(lines.slice(at)).toEqual(['']);
+  const html = decoded.get('')?.toString('utf8') ?? '';
   expect(html.trimStart().toLowerCase()).toMatch(/^<!doctype html>/);
   expect(html.trimEnd()).toMatch(/<\/html>$/);
-  return { ...result, html };
+  const collapsed = decoded.get('collapsed')?.toString('utf8');
+  const jfr = decoded.get('jfr');
+  return { ...result, html, ...(collapsed === undefined ? {} : { collapsed }), ...(jfr ? { jfr } : {}) };
+}
+
+/** The frames of collapsed stacks' lines whose thread frame is `[<thread> tid=N]`, thread frames left out. */
+function collapsedFramesOfThread(collapsed: string, thread: RegExp): string[] {
+  return collapsed
+    .split('\n')
+    .filter((line) => {
+      const threadFrame = /^\[(.*) tid=\d+\];/.exec(line);
+      return threadFrame?.[1] !== undefined && thread.test(threadFrame[1]);
+    })
+    .flatMap((line) => line.slice(line.indexOf('];') + 2, line.lastIndexOf(' ')).split(';'));
 }
 
 /** The message of a run's result line (for a FINISHED run whose message carries a note). */
@@ -289,6 +320,17 @@ describe('node agent: profiling a TaskManager', () => {
     expect(result.mode).toBe(mode);
     expect(result.html).toContain(`<h1>${title}</h1>`);
     expect(fixtureMethods(result.html)).toContain(method);
+    // The flame graph has no thread frames (as Flink's); the collapsed stacks of the same recording do.
+    expect(flameGraphFrames(result.html).some((name) => name.includes('tid='))).toBe(false);
+    expect(result.collapsed, 'the converter runs here: collapsed stacks are sent').toBeDefined();
+    expect(
+      result.collapsed
+        ?.split('\n')
+        .filter(Boolean)
+        .every((line) => /^\[.* tid=\d+\];.* \d+$/.test(line)),
+    ).toBe(true);
+    expect(collapsedFramesOfThread(result.collapsed ?? '', /./).some((frame) => frame.includes(method))).toBe(true);
+    expect(result.jfr?.subarray(0, 4).toString('latin1')).toBe('FLR\0');
     expect(await readdir(scratchBase)).toEqual([]);
     expect(isAlive(taskManager.pid)).toBe(true);
     expect(await profilerStatus(taskManager.pid)).toBe('Profiler is not active');
@@ -351,8 +393,9 @@ describe('node agent: profiling a TaskManager', () => {
     );
     const [scratchDir] = await readdir(scratchBase);
     expect(scratchDir).toMatch(/^flink-profiler\./);
-    const html = await readFile(join(scratchBase, scratchDir ?? '', 'out', 'killed-run.html'), 'utf8');
-    expect(html.trimEnd()).toMatch(/<\/html>$/);
+    // The session records JFR where the converter runs (here): the JVM wrote the whole recording by itself.
+    const recording = await readFile(join(scratchBase, scratchDir ?? '', 'out', 'killed-run.jfr'));
+    expect(recording.subarray(0, 4).toString('latin1')).toBe('FLR\0');
     expect(isAlive(taskManager.pid)).toBe(true);
   });
 });
@@ -537,6 +580,29 @@ describe('node agent: installation and input checks', () => {
     expect(run.stderr).toContain(`with ${optAsprof}`);
   });
 
+  it("without async-profiler's converter next to its library, sends the flame graph alone and says why", async () => {
+    // A release without lib/converter.jar (what async-profiler's own archives hold in lib/ differs by version).
+    const home = await newTempDir('asprof-no-converter-');
+    const bare = join(home, 'async-profiler', 'bin', 'asprof');
+    const library = join(home, 'async-profiler', 'lib', 'libasyncProfiler.so');
+    await mkdir(dirname(bare), { recursive: true });
+    await mkdir(dirname(library), { recursive: true });
+    await copyFile(asprofPath, bare);
+    await copyFile(join(dirname(asprofPath), '..', 'lib', 'libasyncProfiler.so'), library);
+    await chmod(bare, 0o755);
+    await chmod(library, 0o644);
+
+    const run = await runAgent({ ASPROF: bare, SSM_duration: '1' });
+
+    const missing = join(home, 'async-profiler', 'lib', 'converter.jar');
+    const result = expectFinished(
+      run,
+      `Profiling Successful (flame graph only: no async-profiler converter at ${missing})`,
+    );
+    expect(result.collapsed).toBeUndefined();
+    expect(fixtureMethods(result.html)).toContain(fakeFlinkMethods.hot);
+  });
+
   it.each([
     { name: 'a mode with shell text', vars: { SSM_mode: 'cpu;rm -rf /' } },
     { name: 'a lower-case mode', vars: { SSM_mode: 'cpu' } },
@@ -666,7 +732,7 @@ describe('node agent: installation and input checks', () => {
         events: 'itimer',
         exitCode: 200,
         error: '[ERROR] Could not open output file',
-        message: /^Start profiler failed\. The JVM \(uid \d+\) could not write \/.*\.html: FLINK_PROFILER_TMPDIR/,
+        message: /^Start profiler failed\. The JVM \(uid \d+\) could not write \/.*\.(html|jfr): FLINK_PROFILER_TMPDIR/,
       },
       {
         mode: 'ITIMER',
