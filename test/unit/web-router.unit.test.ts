@@ -51,6 +51,21 @@ describe('web UI addresses', () => {
     expect(parseRoute('#/rules/abc').view).toBe('not-found');
   });
 
+  it('reads a run page and a fan-out group page by the ids the service hands out', () => {
+    const run = '0d9c2f4e-4b7a-4a64-9d0b-3a4c5e6f7a8b';
+    const group = 'a1b2c3d4-0000-4111-8222-333344445555';
+    expect(parseRoute(href.run(run))).toEqual({ view: 'run', id: run });
+    expect(parseRoute(`#/runs/${run}/`)).toEqual({ view: 'run', id: run });
+    expect(parseRoute(href.group(group))).toEqual({ view: 'group', id: group });
+    for (const bad of ['abc', '*', `${run}*`, run.toUpperCase(), '../rules']) {
+      expect(parseRoute(href.run(bad)).view, bad).toBe('not-found');
+      expect(parseRoute(href.group(bad)).view, bad).toBe('not-found');
+    }
+    expect(parseRoute(`#/runs/${run}/diff`).view).toBe('not-found');
+    expect(parseRoute('#/runs').view).toBe('not-found');
+    expect(parseRoute('#/groups').view).toBe('not-found');
+  });
+
   it('sends anything else to a not-found view', () => {
     for (const hash of [
       '#/nope',

@@ -18,6 +18,7 @@ import type {
 } from '#http/schemas.ts';
 import { authorizationHeader, reportUnauthorized, retryAfterUnauthorized } from './auth.ts';
 import { SignInServiceError } from './oidc.ts';
+import type { DiffFrame, GroupFrames, RunFrames, ThreadSamples } from './profiles.ts';
 import type { Target } from './target.ts';
 
 export type ProfilingInfo = z.infer<typeof ProfilingInfoSchema>;
@@ -42,7 +43,16 @@ export interface RuleBody {
   version?: number;
 }
 
+export type { DiffFrame, Frame, GroupFrames, RunFrames, ThreadSamples } from './profiles.ts';
 export type { Target } from './target.ts';
+
+/** The export formats a run can have (`formats` of a FINISHED run; a run of an older node has just `html`). */
+export type ExportFormat = NonNullable<ProfilingInfo['formats']>[number];
+/** The JSON form of a redirecting endpoint: the short-lived link it would redirect to. */
+export interface Link {
+  url: string;
+  expiresAt: number;
+}
 
 const BASE = 'api/v1';
 
@@ -177,6 +187,21 @@ export const api = {
     request<FanOutResult>(`/clusters/${enc(cluster)}/profiler`, { method: 'POST', body }),
   runs: (query: Record<string, string>) =>
     request<z.infer<typeof RunListSchema>>(`/runs?${new URLSearchParams(query).toString()}`),
+  run: (id: string) => request<ProfilingInfo>(`/runs/${enc(id)}`),
+  runFrames: (id: string, limit: number) => request<RunFrames>(`/runs/${enc(id)}/frames?limit=${limit}`),
+  runThreads: (id: string) => request<{ threads: ThreadSamples[] }>(`/runs/${enc(id)}/threads`),
+  /** A short-lived link to one export of a run (the JSON form of the redirect). */
+  runProfileLink: (id: string, format: ExportFormat) => request<Link>(`/runs/${enc(id)}/profile?format=${enc(format)}`),
+  /** How run `id` differs from run `base`: the frames whose share changed most, largest |delta| first. */
+  diff: (id: string, base: string) =>
+    request<{ frames: DiffFrame[] }>(`/runs/${enc(id)}/diff?base=${enc(base)}&format=json`),
+  /** A short-lived link to the differential flame graph of run `id` against run `base`. */
+  diffLink: (id: string, base: string) => request<Link>(`/runs/${enc(id)}/diff?base=${enc(base)}`),
+  groupFrames: (groupId: string, limit: number) =>
+    request<GroupFrames>(`/groups/${enc(groupId)}/frames?limit=${limit}`),
+  /** A short-lived link to the merged profile of a group's FINISHED runs. */
+  groupProfileLink: (groupId: string, format: 'html' | 'collapsed') =>
+    request<Link>(`/groups/${enc(groupId)}/profile?format=${enc(format)}`),
   rules: () => request<z.infer<typeof RuleListSchema>>('/rules'),
   rule: (id: string) => request<Rule>(`/rules/${enc(id)}`),
   createRule: (body: RuleBody) => request<Rule>('/rules', { method: 'POST', body }),

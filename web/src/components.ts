@@ -1,7 +1,6 @@
-/** Pieces shared by the profiler panel and the fan-out: the form fields, a run's status and its links. */
+/** Pieces shared by the forms that start runs: the fields, the messages of a failed request, a busy button. */
 import { ApiError, errorsByField, type ProfilingInfo, type ServiceConfig, serverNow } from './api.ts';
-import { type Attrs, h, setChildren, setText } from './dom.ts';
-import { formatSeconds, formatTime } from './format.ts';
+import { h, setChildren, setText } from './dom.ts';
 
 /** Flink's profiler tab: 30 s by default, in steps of 30 s. */
 export const DEFAULT_DURATION_SECONDS = 30;
@@ -145,92 +144,6 @@ export async function whileBusy<T>(button: HTMLButtonElement, action: () => Prom
   }
 }
 
-// Live progress of RUNNING runs: one timer moves every bar on the page.
-interface LiveBar {
-  label: HTMLElement;
-  run: ProfilingInfo;
-  /** Whether the bar has been on the page: one that has left it is dropped, one not yet put there is kept. */
-  shown: boolean;
-}
-const liveBars = new Map<HTMLProgressElement, LiveBar>();
-let ticker: number | undefined;
-
-function tick(): void {
-  for (const [bar, live] of liveBars) {
-    if (bar.isConnected) live.shown = true;
-    else if (live.shown) {
-      liveBars.delete(bar);
-      continue;
-    }
-    updateBar(bar, live);
-  }
-  if (liveBars.size === 0) {
-    window.clearInterval(ticker);
-    ticker = undefined;
-  }
-}
-
-function updateBar(bar: HTMLProgressElement, { label, run }: LiveBar): void {
-  const elapsed = Math.max(0, Math.min(run.duration, (serverNow() - run.triggerTime) / 1000));
-  bar.value = elapsed;
-  const text =
-    elapsed >= run.duration
-      ? `${formatSeconds(run.duration)} of ${formatSeconds(run.duration)} — writing the flame graph…`
-      : `${formatSeconds(Math.floor(elapsed))} of ${formatSeconds(run.duration)}`;
-  setText(label, text);
-  bar.setAttribute('aria-valuetext', text);
-}
-
-/** A run's status: a badge, and for a RUNNING run a progress bar of the time elapsed out of its duration. */
-export function statusCell(run: ProfilingInfo): HTMLElement {
-  const badge = h('span', { class: `status status-${run.status.toLowerCase()}` }, run.status);
-  if (run.status !== 'RUNNING') return h('div', { class: 'status-cell' }, badge);
-  const label = h('span', { class: 'progress-label' });
-  const bar = h('progress', {
-    max: run.duration,
-    value: 0,
-    'aria-label': `Profiling progress of the run started ${new Date(run.triggerTime).toLocaleTimeString()}`,
-  });
-  const live = { label, run, shown: false };
-  liveBars.set(bar, live);
-  updateBar(bar, live);
-  ticker ??= window.setInterval(tick, 250);
-  return h('div', { class: 'status-cell' }, badge, h('span', { class: 'progress' }, bar, label));
-}
-
-/** Open / Download links of a FINISHED run (fresh signed links on every refresh: `updateLinks` swaps them in). */
-export function linksCell(run: ProfilingInfo): HTMLElement {
-  if (run.status !== 'FINISHED' || !run.url || !run.downloadUrl) return h('span', { class: 'none' }, '—');
-  const file = run.outputFile ?? 'flame graph';
-  return h(
-    'span',
-    { class: 'links' },
-    h(
-      'a',
-      { href: run.url, target: '_blank', rel: 'noopener', 'data-link': 'open', 'aria-label': `Open ${file}` },
-      'Open',
-    ),
-    h(
-      'a',
-      { href: run.downloadUrl, download: file, 'data-link': 'download', 'aria-label': `Download ${file}` },
-      'Download',
-    ),
-    h('span', { class: 'file', title: file }, file),
-  );
-}
-
-export function updateLinks(container: HTMLElement, run: ProfilingInfo): void {
-  const open = container.querySelector<HTMLAnchorElement>('a[data-link="open"]');
-  const download = container.querySelector<HTMLAnchorElement>('a[data-link="download"]');
-  if (open && run.url && open.href !== run.url) open.href = run.url;
-  if (download && run.downloadUrl && download.href !== run.downloadUrl) download.href = run.downloadUrl;
-}
-
-/** What identifies a run's row: rebuilt when any of these change, refreshed in place otherwise. */
-export function runVersion(run: ProfilingInfo): string {
-  return [run.status, run.finishedTime, run.message, run.outputFile].join('|');
-}
-
 /** When the next refresh should come: soon after the first RUNNING run is due to end, else at the interval. */
 export function nextRefreshHint(runs: ProfilingInfo[]): number | undefined {
   const ends = runs
@@ -239,36 +152,4 @@ export function nextRefreshHint(runs: ProfilingInfo[]): number | undefined {
     .filter((ms) => ms > -2000);
   if (ends.length === 0) return undefined;
   return Math.max(300, Math.min(...ends) + 400);
-}
-
-/** A table of records in its scrolling wrapper: a header row of column titles over `body`. */
-export function dataTable(attrs: Attrs, titles: string[], body: HTMLTableSectionElement): HTMLDivElement {
-  return h(
-    'div',
-    { class: 'table-wrap' },
-    h(
-      'table',
-      attrs,
-      h(
-        'thead',
-        null,
-        h(
-          'tr',
-          null,
-          titles.map((title) => h('th', { scope: 'col' }, title)),
-        ),
-      ),
-      body,
-    ),
-  );
-}
-
-/** How a run ended, as the last cells of a row: status, finished time, message and links to its flame graph. */
-export function outcomeCells(run: ProfilingInfo): HTMLTableCellElement[] {
-  return [
-    h('td', null, statusCell(run)),
-    h('td', { class: 'time' }, formatTime(run.finishedTime)),
-    h('td', { class: 'message' }, run.message ?? ''),
-    h('td', null, linksCell(run)),
-  ];
 }

@@ -1,4 +1,4 @@
-/** Small DOM helpers: the UI builds its elements with `h` and keeps long-lived rows in place with `syncChildren`. */
+/** Small DOM helpers for the forms, built once with `h`; lists and tables are lit-html templates (templates.ts). */
 
 export type Child = Node | string | number | null | undefined | false | Child[];
 type AttrValue = string | number | boolean | null | undefined;
@@ -41,56 +41,4 @@ export function setChildren(parent: Element, ...children: Child[]): void {
 /** Sets a text node's or element's text only when it changed (keeps screen readers and selections calm). */
 export function setText(node: Node, text: string): void {
   if (node.textContent !== text) node.textContent = text;
-}
-
-/** A keyed element that `syncChildren` keeps in place while its `version` stays the same. */
-export interface Keyed<T> {
-  key: string;
-  /** Rebuilt when this changes; updated in place (links, counters) with `update` otherwise. */
-  version: string;
-  item: T;
-}
-
-/**
- * Makes `parent`'s children match `items`, in order: an element whose key and version are unchanged is kept
- * (so focus, hover and selection inside it survive a refresh) and only `update`d; a changed one is rebuilt;
- * elements whose key is gone are removed. Nodes are moved only when out of order.
- */
-export function syncChildren<T>(
-  parent: Element,
-  items: Array<Keyed<T>>,
-  create: (item: T, index: number) => HTMLElement,
-  update?: (element: HTMLElement, item: T, index: number) => void,
-): void {
-  const existing = new Map<string, HTMLElement>();
-  for (const child of Array.from(parent.children)) {
-    if (child instanceof HTMLElement && child.dataset.key !== undefined) existing.set(child.dataset.key, child);
-    else child.remove();
-  }
-  items.forEach(({ key, version, item }, index) => {
-    let element = existing.get(key);
-    existing.delete(key);
-    if (element && element.dataset.version === version) {
-      update?.(element, item, index);
-    } else {
-      const fresh = create(item, index);
-      fresh.dataset.key = key;
-      fresh.dataset.version = version;
-      update?.(fresh, item, index);
-      if (element) {
-        const hadFocus = element.contains(document.activeElement);
-        element.replaceWith(fresh);
-        if (hadFocus) refocus(fresh);
-      }
-      element = fresh;
-    }
-    const current = parent.children[index];
-    if (current !== element) parent.insertBefore(element, current ?? null);
-  });
-  for (const gone of existing.values()) gone.remove();
-}
-
-/** Puts focus back into a rebuilt element: its first link or button, else nowhere in particular. */
-function refocus(element: HTMLElement): void {
-  element.querySelector<HTMLElement>('a[href], button:not([disabled])')?.focus();
 }

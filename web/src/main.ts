@@ -6,8 +6,10 @@ import { href, parseRoute, type Route } from './router.ts';
 import { showSession } from './session-bar.ts';
 import { clusterView } from './views/cluster.ts';
 import { fleetView } from './views/fleet.ts';
+import { groupView } from './views/group.ts';
 import { profilerPanel } from './views/profiler-panel.ts';
 import { rulesView, ruleView } from './views/rules.ts';
+import { runView } from './views/run.ts';
 import type { View } from './views/view.ts';
 
 /** Marked once the first view shows its data and takes input: the page's time to interactive. */
@@ -29,6 +31,10 @@ function mount(route: Route, container: HTMLElement): Promise<View> {
       return rulesView(container);
     case 'rule':
       return ruleView(container, route.id);
+    case 'run':
+      return runView(container, route.id);
+    case 'group':
+      return groupView(container, route.id);
     case 'not-found':
       setChildren(
         container,

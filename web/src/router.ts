@@ -2,7 +2,9 @@
  * The UI's shareable addresses (DESIGN.md): `#/` the fleet, `#/clusters/{cluster}` a cluster's nodes and
  * fan-outs, `#/clusters/{cluster}/jobmanager/profiler` and `#/clusters/{cluster}/taskmanagers/{node}/profiler`
  * a JVM's profiler panel (and `#/clusters/{cluster}/jobmanagers/{node}/profiler` one of several JobManagers);
- * `#/rules` the scheduled profiling rules, `#/rules/new` a new one and `#/rules/{id}` one rule with its runs.
+ * `#/rules` the scheduled profiling rules, `#/rules/new` a new one and `#/rules/{id}` one rule with its runs;
+ * `#/runs/{id}` one run (its hottest methods, operators, exports and comparisons) and `#/groups/{groupId}` a
+ * fan-out group (its merged profile and its TaskManagers side by side).
  */
 import { isName } from '#domain/names.ts';
 import type { Target } from './target.ts';
@@ -13,6 +15,8 @@ export type Route =
   | { view: 'profiler'; target: Target }
   | { view: 'rules' }
   | { view: 'rule'; id: string | undefined }
+  | { view: 'run'; id: string }
+  | { view: 'group'; id: string }
   | { view: 'not-found'; hash: string };
 
 const enc = encodeURIComponent;
@@ -35,6 +39,11 @@ export function parseRoute(hash: string): Route {
     if (parts.length === 1) return { view: 'rules' };
     if (parts.length === 2 && cluster === 'new') return { view: 'rule', id: undefined };
     if (parts.length === 2 && isName('id', cluster)) return { view: 'rule', id: cluster };
+    return { view: 'not-found', hash };
+  }
+  if (first === 'runs' || first === 'groups') {
+    // Run and group ids are ids this service handed out: the API's one pattern for them.
+    if (parts.length === 2 && isName('id', cluster)) return { view: first === 'runs' ? 'run' : 'group', id: cluster };
     return { view: 'not-found', hash };
   }
   // The API's own name patterns: an address with anything else is no page (and never reaches the API).
@@ -65,4 +74,6 @@ export const href = {
   rules: () => '#/rules',
   newRule: () => '#/rules/new',
   rule: (id: string) => `#/rules/${enc(id)}`,
+  run: (id: string) => `#/runs/${enc(id)}`,
+  group: (groupId: string) => `#/groups/${enc(groupId)}`,
 };

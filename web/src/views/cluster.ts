@@ -3,21 +3,12 @@
  * fan-out that profiles its TaskManagers at once, and the fan-outs' runs, grouped.
  */
 import { api, type FlinkNodeInfo, type ProfilingInfo, type Target } from '../api.ts';
-import {
-  dataTable,
-  messagesOf,
-  nextRefreshHint,
-  outcomeCells,
-  runFields,
-  runVersion,
-  showMessages,
-  updateLinks,
-  whileBusy,
-} from '../components.ts';
-import { h, setChildren, setText, syncChildren } from '../dom.ts';
+import { messagesOf, nextRefreshHint, runFields, showMessages, whileBusy } from '../components.ts';
+import { h, setChildren, setText } from '../dom.ts';
 import { formatSeconds, formatTime, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
+import { html, nothing, render, repeat, runLinks, runStatus } from '../templates.ts';
 import type { View } from './view.ts';
 
 /** How many of the cluster's newest runs the grouped view looks at (the API's page limit). */
@@ -61,9 +52,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
   let generation = 0;
 
   const loadError = h('p', { class: 'action-error', role: 'alert', hidden: true });
-  const selectAll = h('input', { type: 'checkbox', id: 'select-all-taskmanagers', checked: true });
-  const nodesBody = h('tbody');
-  const noNodes = h('p', { class: 'empty', hidden: true }, 'No Flink JobManager or TaskManager found in this cluster.');
+  const nodesBox = h('div');
 
   const fields = runFields('fanout', config);
   const button = h(
@@ -75,14 +64,14 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
   const reason = h('p', { id: 'fan-out-reason', class: 'reason', 'aria-live': 'polite' });
   const actionError = h('p', { id: 'fan-out-error', class: 'action-error', role: 'alert', hidden: true });
   const skipped = h('div', { id: 'fan-out-skipped', class: 'skipped', role: 'status', hidden: true });
+  const started = h('p', { id: 'fan-out-started', class: 'reason', hidden: true });
   const form = h(
     'form',
     { class: 'run-form', novalidate: true, 'aria-label': 'Profile TaskManagers at once' },
     ...fields.elements,
-    h('div', { class: 'actions' }, button, reason, actionError, skipped),
+    h('div', { class: 'actions' }, button, reason, actionError, started, skipped),
   );
-  const groupsBox = h('div', { class: 'groups', id: 'groups' });
-  const noGroups = h('p', { class: 'empty' }, 'No fan-out yet.');
+  const groupsBox = h('div');
 
   setChildren(
     root,
@@ -99,33 +88,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
       'section',
       { 'aria-labelledby': 'nodes-heading' },
       h('h2', { id: 'nodes-heading' }, 'JobManagers and TaskManagers'),
-      h(
-        'div',
-        { class: 'table-wrap' },
-        h(
-          'table',
-          { class: 'nodes', id: 'nodes' },
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              h(
-                'th',
-                { scope: 'col', class: 'check' },
-                selectAll,
-                h('label', { for: selectAll.id, class: 'visually-hidden' }, 'Include every TaskManager in the fan-out'),
-              ),
-              ['Node', 'Role', 'Host', 'PID', 'Reachable', 'Profiling now', 'Profiler'].map((title) =>
-                h('th', { scope: 'col' }, title),
-              ),
-            ),
-          ),
-          nodesBody,
-        ),
-      ),
-      noNodes,
+      nodesBox,
     ),
     h(
       'section',
@@ -138,13 +101,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
       ),
       form,
     ),
-    h(
-      'section',
-      { 'aria-labelledby': 'groups-heading' },
-      h('h2', { id: 'groups-heading' }, 'Fan-out runs'),
-      groupsBox,
-      noGroups,
-    ),
+    h('section', { 'aria-labelledby': 'groups-heading' }, h('h2', { id: 'groups-heading' }, 'Fan-out runs'), groupsBox),
   );
 
   const taskManagers = () => nodes.filter((n) => n.role === 'taskmanager');
@@ -154,8 +111,6 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
   const updateForm = () => {
     const all = taskManagers();
     const chosen = selected();
-    selectAll.checked = chosen.length === all.length && all.length > 0;
-    selectAll.indeterminate = chosen.length > 0 && chosen.length < all.length;
     const label = button.querySelector('.label');
     if (label) {
       setText(
@@ -176,116 +131,126 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
     reason.hidden = why === '';
   };
 
-  selectAll.addEventListener('change', () => {
-    picked = selectAll.checked ? 'all' : new Set();
+  const pick = (node: FlinkNodeInfo, checked: boolean) => {
+    if (picked === 'all') picked = new Set(taskManagers().map((n) => n.id));
+    if (checked) picked.add(node.id);
+    else picked.delete(node.id);
     renderNodes();
-  });
+  };
+
+  const nodeRow = (node: FlinkNodeInfo) => {
+    const target = nodeTarget(cluster, node, jobManagers());
+    return html`<tr data-node=${node.id} data-role=${node.role}>
+      <td class="check">
+        ${
+          node.role === 'taskmanager'
+            ? html`<input type="checkbox" data-node=${node.id} aria-label=${`Include TaskManager ${node.id} in the fan-out`}
+                .checked=${isPicked(node.id)}
+                @change=${(event: Event) => pick(node, (event.target as HTMLInputElement).checked)}>`
+            : nothing
+        }
+      </td>
+      <td class="mono"><a href=${href.profiler(target)}>${node.id}</a></td>
+      <td>${roleName(node.role)}</td>
+      <td>${node.host}</td>
+      <td class="mono">${node.pid ?? '—'}</td>
+      <td><span class=${node.reachable ? 'ok' : 'bad'}>${node.reachable ? 'yes' : 'no'}</span></td>
+      <td>
+        ${
+          node.runningRunId
+            ? html`<a href=${href.run(node.runningRunId)} class="status status-running">RUNNING</a>`
+            : html`<span class="none">—</span>`
+        }
+      </td>
+      <td><a href=${href.profiler(target)}>Open profiler</a></td>
+    </tr>`;
+  };
 
   const renderNodes = () => {
-    syncChildren(
-      nodesBody,
-      nodes.map((node) => ({
-        key: `${node.role}/${node.id}`,
-        version: [node.reachable, node.runningRunId ?? '', node.host, node.pid ?? '', jobManagers()].join('|'),
-        item: node,
-      })),
-      (node) => {
-        const target = nodeTarget(cluster, node, nodes.filter((n) => n.role === 'jobmanager').length);
-        const check =
-          node.role === 'taskmanager'
-            ? h('input', {
-                type: 'checkbox',
-                'data-node': node.id,
-                'aria-label': `Include TaskManager ${node.id} in the fan-out`,
-                onchange: (event: Event) => {
-                  if (picked === 'all') picked = new Set(taskManagers().map((n) => n.id));
-                  if ((event.target as HTMLInputElement).checked) picked.add(node.id);
-                  else picked.delete(node.id);
-                  updateForm();
-                },
-              })
-            : null;
-        return h(
-          'tr',
-          { 'data-node': node.id, 'data-role': node.role },
-          h('td', { class: 'check' }, check),
-          h('td', { class: 'mono' }, h('a', { href: href.profiler(target) }, node.id)),
-          h('td', null, roleName(node.role)),
-          h('td', null, node.host),
-          h('td', { class: 'mono' }, node.pid ?? '—'),
-          h('td', null, h('span', { class: node.reachable ? 'ok' : 'bad' }, node.reachable ? 'yes' : 'no')),
-          h(
-            'td',
-            null,
-            node.runningRunId
-              ? h('a', { href: href.profiler(target), class: 'status status-running' }, 'RUNNING')
-              : h('span', { class: 'none' }, '—'),
-          ),
-          h('td', null, h('a', { href: href.profiler(target) }, 'Open profiler')),
-        );
-      },
-      (row, node) => {
-        const check = row.querySelector<HTMLInputElement>('input[type=checkbox]');
-        if (check) check.checked = isPicked(node.id);
-      },
+    const all = taskManagers();
+    const chosen = selected();
+    render(
+      html`<div class="table-wrap">
+          <table class="nodes" id="nodes">
+            <thead>
+              <tr>
+                <th scope="col" class="check">
+                  <input type="checkbox" id="select-all-taskmanagers"
+                    .checked=${chosen.length === all.length && all.length > 0}
+                    .indeterminate=${chosen.length > 0 && chosen.length < all.length}
+                    @change=${(event: Event) => {
+                      picked = (event.target as HTMLInputElement).checked ? 'all' : new Set();
+                      renderNodes();
+                    }}>
+                  <label for="select-all-taskmanagers" class="visually-hidden">Include every TaskManager in the fan-out</label>
+                </th>
+                ${['Node', 'Role', 'Host', 'PID', 'Reachable', 'Profiling now', 'Profiler'].map(
+                  (title) => html`<th scope="col">${title}</th>`,
+                )}
+              </tr>
+            </thead>
+            <tbody>${repeat(nodes, (node) => `${node.role}/${node.id}`, nodeRow)}</tbody>
+          </table>
+        </div>
+        <p class="empty" ?hidden=${nodes.length > 0}>No Flink JobManager or TaskManager found in this cluster.</p>`,
+      nodesBox,
     );
-    noNodes.hidden = nodes.length > 0;
     updateForm();
+  };
+
+  const groupView = (group: Group) => {
+    const first = group.runs[0];
+    const counts = ['RUNNING', 'FINISHED', 'FAILED']
+      .map((status) => [status, group.runs.filter((r) => r.status === status).length] as const)
+      .filter(([, n]) => n > 0)
+      .map(([status, n]) => `${n} ${status}`)
+      .join(', ');
+    const headingId = `group-${group.id}`;
+    return html`<section class="group" data-group-id=${group.id} aria-labelledby=${headingId}>
+      <h3 id=${headingId}>${
+        first
+          ? `${first.mode} · ${formatSeconds(first.duration)} · started ${formatTime(first.triggerTime)} · ${group.runs.length} ${roleName(first.role)}${group.runs.length === 1 ? '' : 's'}: ${counts}`
+          : ''
+      }</h3>
+      <p class="group-link">
+        <a href=${href.group(group.id)}>Compare the group's TaskManagers side by side, with their merged flame graph</a>
+      </p>
+      <div class="table-wrap">
+        <table class="runs">
+          <thead>
+            <tr>
+              ${['TaskManager', 'Status', 'Finished Time', 'Message', 'Flame Graph'].map(
+                (title) => html`<th scope="col">${title}</th>`,
+              )}
+            </tr>
+          </thead>
+          <tbody>
+            ${repeat(
+              group.runs,
+              (run) => run.id,
+              (run) => html`<tr data-status=${run.status} data-run-id=${run.id} data-node=${run.node}>
+                <td class="mono">
+                  <a href=${href.profiler({ cluster, role: 'taskmanager', node: run.node })}>${run.node}</a>
+                </td>
+                <td>${runStatus(run)}</td>
+                <td class="time">${formatTime(run.finishedTime)}</td>
+                <td class="message">${run.message ?? ''}</td>
+                <td>${runLinks(run)}</td>
+              </tr>`,
+            )}
+          </tbody>
+        </table>
+      </div>
+    </section>`;
   };
 
   const renderGroups = () => {
     const groups = groupsOf(runs);
-    syncChildren(
+    render(
+      html`<div class="groups" id="groups">${repeat(groups, (group) => group.id, groupView)}</div>
+        <p class="empty" ?hidden=${groups.length > 0}>No fan-out yet.</p>`,
       groupsBox,
-      groups.map((group) => ({ key: group.id, version: '1', item: group })),
-      (group) => {
-        const headingId = `group-${group.id}`;
-        return h(
-          'section',
-          { class: 'group', 'data-group-id': group.id, 'aria-labelledby': headingId },
-          h('h3', { id: headingId }),
-          dataTable(
-            { class: 'runs' },
-            ['TaskManager', 'Status', 'Finished Time', 'Message', 'Flame Graph'],
-            h('tbody'),
-          ),
-        );
-      },
-      (element, group) => {
-        const first = group.runs[0];
-        const heading = element.querySelector('h3');
-        if (first && heading) {
-          const counts = ['RUNNING', 'FINISHED', 'FAILED']
-            .map((status) => [status, group.runs.filter((r) => r.status === status).length] as const)
-            .filter(([, n]) => n > 0)
-            .map(([status, n]) => `${n} ${status}`)
-            .join(', ');
-          setText(
-            heading,
-            `${first.mode} · ${formatSeconds(first.duration)} · started ${formatTime(first.triggerTime)} · ${group.runs.length} ${roleName(first.role)}${group.runs.length === 1 ? '' : 's'}: ${counts}`,
-          );
-        }
-        const body = element.querySelector('tbody');
-        if (!body) return;
-        syncChildren(
-          body,
-          group.runs.map((run) => ({ key: run.id, version: runVersion(run), item: run })),
-          (run) =>
-            h(
-              'tr',
-              { 'data-status': run.status, 'data-run-id': run.id, 'data-node': run.node },
-              h(
-                'td',
-                { class: 'mono' },
-                h('a', { href: href.profiler({ cluster, role: 'taskmanager', node: run.node }) }, run.node),
-              ),
-              ...outcomeCells(run),
-            ),
-          (row, run) => updateLinks(row, run),
-        );
-      },
     );
-    noGroups.hidden = groups.length > 0;
   };
 
   const refresh = async (): Promise<number | undefined> => {
@@ -313,6 +278,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
     fields.clearErrors();
     showMessages(actionError, []);
     skipped.hidden = true;
+    started.hidden = true;
     creating = true;
     generation++;
     try {
@@ -321,6 +287,14 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
         api.fanOut(cluster, { ...fields.read(), role: 'taskmanager', nodes: nodeIds }),
       );
       runs = [...result.runs, ...runs.filter((r) => r.groupId !== result.groupId)];
+      if (result.runs.length > 0) {
+        setChildren(
+          started,
+          `Started ${result.runs.length} run${result.runs.length === 1 ? '' : 's'}: `,
+          h('a', { href: href.group(result.groupId), id: 'fan-out-group' }, 'the fan-out side by side'),
+        );
+        started.hidden = false;
+      }
       if (result.skipped.length > 0) {
         setChildren(
           skipped,

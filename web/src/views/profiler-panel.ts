@@ -3,22 +3,12 @@
  * Duration", "Profiling Mode", "Create Profiling Instance") and the history of runs, refreshed every 3 s.
  */
 import { api, type FlinkNodeInfo, type ProfilingInfo, type Target } from '../api.ts';
-import {
-  dataTable,
-  linksCell,
-  messagesOf,
-  nextRefreshHint,
-  runFields,
-  runVersion,
-  showMessages,
-  statusCell,
-  updateLinks,
-  whileBusy,
-} from '../components.ts';
-import { h, setChildren, setText, syncChildren } from '../dom.ts';
+import { messagesOf, nextRefreshHint, runFields, showMessages, whileBusy } from '../components.ts';
+import { h, setChildren, setText } from '../dom.ts';
 import { formatClock, formatSeconds, formatTime, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
+import { html, render, repeat, runLinks, runStatus } from '../templates.ts';
 import type { View } from './view.ts';
 
 export async function profilerPanel(root: HTMLElement, target: Target): Promise<View> {
@@ -47,8 +37,7 @@ export async function profilerPanel(root: HTMLElement, target: Target): Promise<
   );
 
   const nodeInfo = h('p', { class: 'meta' });
-  const tbody = h('tbody');
-  const emptyRow = h('p', { class: 'empty' }, 'No profiling yet. Create a profiling instance above.');
+  const history = h('div');
   const loadError = h('p', { class: 'action-error', role: 'alert', hidden: true });
 
   setChildren(
@@ -75,12 +64,7 @@ export async function profilerPanel(root: HTMLElement, target: Target): Promise<
         'Profiling history',
         h('span', { class: 'subtitle' }, ` · newest first, the last ${config.historySize} kept`),
       ),
-      dataTable(
-        { class: 'runs', id: 'runs' },
-        ['#', 'Trigger Time', 'Finished Time', 'Duration', 'Mode', 'Status', 'Message', 'Flame Graph'],
-        tbody,
-      ),
-      emptyRow,
+      history,
     ),
   );
 
@@ -112,29 +96,37 @@ export async function profilerPanel(root: HTMLElement, target: Target): Promise<
   };
 
   const renderRuns = () => {
-    syncChildren(
-      tbody,
-      runs.map((run) => ({ key: run.id, version: runVersion(run), item: run })),
-      (run) =>
-        h(
-          'tr',
-          { 'data-status': run.status, 'data-run-id': run.id },
-          h('td', { class: 'index' }),
-          h('td', { class: 'time' }, formatTime(run.triggerTime)),
-          h('td', { class: 'time' }, formatTime(run.finishedTime)),
-          h('td', null, formatSeconds(run.duration)),
-          h('td', null, run.mode),
-          h('td', null, statusCell(run)),
-          h('td', { class: 'message' }, run.message ?? ''),
-          h('td', null, linksCell(run)),
-        ),
-      (row, run, index) => {
-        const cells = row.children;
-        if (cells[0]) setText(cells[0], String(index + 1));
-        updateLinks(row, run);
-      },
+    render(
+      html`<div class="table-wrap">
+          <table class="runs" id="runs">
+            <thead>
+              <tr>
+                ${['#', 'Trigger Time', 'Finished Time', 'Duration', 'Mode', 'Status', 'Message', 'Flame Graph'].map(
+                  (title) => html`<th scope="col">${title}</th>`,
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              ${repeat(
+                runs,
+                (run) => run.id,
+                (run, index) => html`<tr data-status=${run.status} data-run-id=${run.id}>
+                  <td class="index">${index + 1}</td>
+                  <td class="time">${formatTime(run.triggerTime)}</td>
+                  <td class="time">${formatTime(run.finishedTime)}</td>
+                  <td>${formatSeconds(run.duration)}</td>
+                  <td>${run.mode}</td>
+                  <td>${runStatus(run)}</td>
+                  <td class="message">${run.message ?? ''}</td>
+                  <td>${runLinks(run)}</td>
+                </tr>`,
+              )}
+            </tbody>
+          </table>
+        </div>
+        <p class="empty" ?hidden=${runs.length > 0}>No profiling yet. Create a profiling instance above.</p>`,
+      history,
     );
-    emptyRow.hidden = runs.length > 0;
     updateButton();
   };
 

@@ -4,21 +4,14 @@
  * the targets the last firing skipped and the runs its firings created, refreshed every 3 s.
  */
 import { api, errorsByField, type ProfilingInfo, type Rule, type RuleBody, type ServiceConfig } from '../api.ts';
-import {
-  dataTable,
-  messagesOf,
-  nextRefreshHint,
-  outcomeCells,
-  runFields,
-  runVersion,
-  showMessages,
-  updateLinks,
-  whileBusy,
-} from '../components.ts';
-import { h, setChildren, setText, syncChildren } from '../dom.ts';
+import { messagesOf, nextRefreshHint, runFields, showMessages, whileBusy } from '../components.ts';
+import { h, setChildren, setText } from '../dom.ts';
 import { formatSeconds, formatTime, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
+import { runTarget } from '../target.ts';
+import { html, render, repeat, runLinks, runStatus } from '../templates.ts';
+import { firingsPanel } from './firings.ts';
 import type { View } from './view.ts';
 
 /** How many of a rule's runs its page shows (the API's largest page). */
@@ -66,8 +59,7 @@ export async function rulesView(root: HTMLElement): Promise<View> {
   document.title = 'Rules · Flink Fleet Profiler';
   const loadError = h('p', { class: 'action-error', role: 'alert', hidden: true });
   const actionError = h('p', { id: 'rules-error', class: 'action-error', role: 'alert', hidden: true });
-  const body = h('tbody');
-  const empty = h('p', { class: 'empty', hidden: true }, 'No rule yet. Create one to profile on a schedule.');
+  const list = h('div');
   setChildren(
     root,
     h(
@@ -86,12 +78,7 @@ export async function rulesView(root: HTMLElement): Promise<View> {
     h('p', null, h('a', { href: href.newRule(), class: 'button-link', id: 'new-rule' }, 'New rule')),
     loadError,
     actionError,
-    dataTable(
-      { class: 'rules', id: 'rules' },
-      ['Name', 'Cluster', 'Target', 'Mode', 'Duration', 'Schedule', 'Enabled', 'Last fired', 'Next fire', 'Actions'],
-      body,
-    ),
-    empty,
+    list,
   );
 
   let rules: Rule[] = [];
@@ -117,7 +104,7 @@ export async function rulesView(root: HTMLElement): Promise<View> {
     try {
       await whileBusy(button, () => api.deleteRule(rule.id));
       rules = rules.filter((r) => r.id !== rule.id);
-      render();
+      draw();
       root.querySelector<HTMLElement>('h1')?.focus();
     } catch (error) {
       showMessages(
@@ -130,57 +117,53 @@ export async function rulesView(root: HTMLElement): Promise<View> {
     poller.refreshNow();
   };
 
-  const render = () => {
-    syncChildren(
-      body,
-      rules.map((rule) => ({
-        key: rule.id,
-        version: [rule.version, rule.enabled, rule.lastFiredAt, rule.nextFireAt].join('|'),
-        item: rule,
-      })),
-      (rule) =>
-        h(
-          'tr',
-          { 'data-rule-id': rule.id, 'data-enabled': String(rule.enabled) },
-          h('td', null, h('a', { href: href.rule(rule.id) }, rule.name)),
-          h('td', null, h('a', { href: href.cluster(rule.cluster) }, rule.cluster)),
-          h('td', { class: 'target' }, describeTarget(rule.target)),
-          h('td', null, rule.mode),
-          h('td', null, formatSeconds(rule.duration)),
-          h('td', { class: 'schedule' }, h('code', null, rule.schedule), h('span', { class: 'zone' }, rule.timezone)),
-          h('td', null, h('span', { class: rule.enabled ? 'ok' : 'none' }, rule.enabled ? 'yes' : 'no')),
-          h('td', { class: 'time last-fired' }, formatTime(rule.lastFiredAt)),
-          h('td', { class: 'time next-fire' }, formatTime(rule.nextFireAt)),
-          h(
-            'td',
-            { class: 'row-actions' },
-            h('a', { href: href.rule(rule.id), 'aria-label': `Edit ${rule.name}` }, 'Edit'),
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'secondary',
-                'data-action': 'toggle',
-                'aria-label': `${rule.enabled ? 'Disable' : 'Enable'} ${rule.name}`,
-                onclick: (event: Event) => void toggle(event.currentTarget as HTMLButtonElement, rule),
-              },
-              rule.enabled ? 'Disable' : 'Enable',
-            ),
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'secondary danger',
-                'data-action': 'delete',
-                'aria-label': `Delete ${rule.name}`,
-                onclick: (event: Event) => void remove(event.currentTarget as HTMLButtonElement, rule),
-              },
-              'Delete',
-            ),
-          ),
-        ),
+  const draw = () => {
+    const row = (rule: Rule) => html`<tr data-rule-id=${rule.id} data-enabled=${String(rule.enabled)}>
+      <td><a href=${href.rule(rule.id)}>${rule.name}</a></td>
+      <td><a href=${href.cluster(rule.cluster)}>${rule.cluster}</a></td>
+      <td class="target">${describeTarget(rule.target)}</td>
+      <td>${rule.mode}</td>
+      <td>${formatSeconds(rule.duration)}</td>
+      <td class="schedule"><code>${rule.schedule}</code><span class="zone">${rule.timezone}</span></td>
+      <td><span class=${rule.enabled ? 'ok' : 'none'}>${rule.enabled ? 'yes' : 'no'}</span></td>
+      <td class="time last-fired">${formatTime(rule.lastFiredAt)}</td>
+      <td class="time next-fire">${formatTime(rule.nextFireAt)}</td>
+      <td class="row-actions">
+        <a href=${href.rule(rule.id)} aria-label=${`Edit ${rule.name}`}>Edit</a>
+        <button type="button" class="secondary" data-action="toggle"
+          aria-label=${`${rule.enabled ? 'Disable' : 'Enable'} ${rule.name}`}
+          @click=${(event: Event) => void toggle(event.currentTarget as HTMLButtonElement, rule)}>
+          ${rule.enabled ? 'Disable' : 'Enable'}
+        </button>
+        <button type="button" class="secondary danger" data-action="delete" aria-label=${`Delete ${rule.name}`}
+          @click=${(event: Event) => void remove(event.currentTarget as HTMLButtonElement, rule)}>Delete</button>
+      </td>
+    </tr>`;
+    render(
+      html`<div class="table-wrap">
+          <table class="rules" id="rules">
+            <thead>
+              <tr>
+                ${[
+                  'Name',
+                  'Cluster',
+                  'Target',
+                  'Mode',
+                  'Duration',
+                  'Schedule',
+                  'Enabled',
+                  'Last fired',
+                  'Next fire',
+                  'Actions',
+                ].map((title) => html`<th scope="col">${title}</th>`)}
+              </tr>
+            </thead>
+            <tbody>${repeat(rules, (rule) => rule.id, row)}</tbody>
+          </table>
+        </div>
+        <p class="empty" ?hidden=${rules.length > 0}>No rule yet. Create one to profile on a schedule.</p>`,
+      list,
     );
-    empty.hidden = rules.length > 0;
   };
 
   const refresh = async (): Promise<undefined> => {
@@ -190,7 +173,7 @@ export async function rulesView(root: HTMLElement): Promise<View> {
     } catch (error) {
       showMessages(loadError, messagesOf(error));
     }
-    render();
+    draw();
     return undefined;
   };
 
@@ -259,14 +242,30 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
   const facts = h('dl', { class: 'facts', id: 'rule-facts' });
   const firing = h('div', { id: 'last-firing' });
   const loadError = h('p', { class: 'action-error', role: 'alert', hidden: true });
-  const tbody = h('tbody');
-  const noRuns = h('p', { class: 'empty' }, 'No run yet: the rule has not fired, or its runs have been trimmed.');
+  const runsBox = h('div');
+  const firings = firingsPanel();
   setChildren(
     root,
     crumbs,
     heading,
     loadError,
     h('section', { 'aria-labelledby': 'firing-heading' }, h('h2', { id: 'firing-heading' }, 'Firings'), facts, firing),
+    h(
+      'section',
+      { 'aria-labelledby': 'changes-heading' },
+      h(
+        'h2',
+        { id: 'changes-heading' },
+        'What changed between firings',
+        h('span', { class: 'subtitle' }, ' · newest first'),
+      ),
+      h(
+        'p',
+        { class: 'hint' },
+        "Each firing's hottest methods (its runs merged) and the methods whose share of the samples changed most since the firing before.",
+      ),
+      firings.element,
+    ),
     h(
       'section',
       { 'aria-labelledby': 'rule-runs-heading' },
@@ -276,12 +275,7 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
         'Runs of this rule',
         h('span', { class: 'subtitle' }, ` · newest first, the last ${RULE_RUNS}`),
       ),
-      dataTable(
-        { class: 'runs', id: 'rule-runs' },
-        ['Trigger Time', 'Node', 'Duration', 'Mode', 'Status', 'Finished Time', 'Message', 'Flame Graph'],
-        tbody,
-      ),
-      noRuns,
+      runsBox,
     ),
     h('section', { 'aria-labelledby': 'edit-heading' }, h('h2', { id: 'edit-heading' }, 'Edit the rule'), form.element),
   );
@@ -358,36 +352,40 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
   };
 
   const renderRuns = () => {
-    syncChildren(
-      tbody,
-      runs.map((run) => ({ key: run.id, version: runVersion(run), item: run })),
-      (run) =>
-        h(
-          'tr',
-          { 'data-status': run.status, 'data-run-id': run.id, 'data-node': run.node },
-          h('td', { class: 'time' }, formatTime(run.triggerTime)),
-          h(
-            'td',
-            { class: 'mono' },
-            h(
-              'a',
-              {
-                href: href.profiler(
-                  run.role === 'jobmanager'
-                    ? { cluster: run.cluster, role: 'jobmanager', node: run.node }
-                    : { cluster: run.cluster, role: 'taskmanager', node: run.node },
-                ),
-              },
-              run.node,
-            ),
-          ),
-          h('td', null, formatSeconds(run.duration)),
-          h('td', null, run.mode),
-          ...outcomeCells(run),
-        ),
-      (row, run) => updateLinks(row, run),
+    render(
+      html`<div class="table-wrap">
+          <table class="runs" id="rule-runs">
+            <thead>
+              <tr>
+                ${['Trigger Time', 'Node', 'Duration', 'Mode', 'Status', 'Finished Time', 'Message', 'Flame Graph'].map(
+                  (title) => html`<th scope="col">${title}</th>`,
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              ${repeat(
+                runs,
+                (run) => run.id,
+                (run) => html`<tr data-status=${run.status} data-run-id=${run.id} data-node=${run.node}>
+                  <td class="time">${formatTime(run.triggerTime)}</td>
+                  <td class="mono"><a href=${href.profiler(runTarget(run))}>${run.node}</a></td>
+                  <td>${formatSeconds(run.duration)}</td>
+                  <td>${run.mode}</td>
+                  <td>${runStatus(run)}</td>
+                  <td class="time">${formatTime(run.finishedTime)}</td>
+                  <td class="message">${run.message ?? ''}</td>
+                  <td>${runLinks(run)}</td>
+                </tr>`,
+              )}
+            </tbody>
+          </table>
+        </div>
+        <p class="empty" ?hidden=${runs.length > 0}>
+          No run yet: the rule has not fired, or its runs have been trimmed.
+        </p>`,
+      runsBox,
     );
-    noRuns.hidden = runs.length > 0;
+    firings.update(runs);
   };
 
   const refresh = async (): Promise<number | undefined> => {
@@ -405,7 +403,13 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
   };
 
   const poller = startPolling(refresh);
-  return { ready: poller.ready, dispose: () => poller.stop() };
+  return {
+    ready: poller.ready,
+    dispose: () => {
+      poller.stop();
+      firings.dispose();
+    },
+  };
 }
 
 interface RuleForm {
