@@ -1,3 +1,4 @@
+import { DERIVED_LIFETIME_DAYS, DERIVED_PREFIX } from '#domain/artifacts.ts';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -44,6 +45,8 @@ export class Storage extends Construct {
       lifecycleRules: [
         { prefix: 'profiles/', expiration: Duration.days(props.profileRetentionDays) },
         { prefix: props.ssmOutputPrefix, expiration: Duration.days(props.ssmOutputRetentionDays) },
+        // Differential and merged views, recomputed from the runs' own files whenever asked for.
+        { prefix: DERIVED_PREFIX, expiration: Duration.days(DERIVED_LIFETIME_DAYS) },
         { abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
       // Profiles are cheap to keep and impossible to re-create: a stack deletion must not take them.

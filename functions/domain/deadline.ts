@@ -10,9 +10,9 @@ import type { Run } from './run.ts';
 
 /**
  * Seconds the agent's step may run beyond the profile's duration: attaching (asprof waits up to 60 s), writing
- * the flame graph (up to 30 s after the duration) and encoding it.
+ * the profile (up to 30 s after the duration), converting the recording (twice up to 45 s) and encoding it all.
  */
-export const EXECUTION_MARGIN_SECONDS = 120;
+export const EXECUTION_MARGIN_SECONDS = 210;
 
 export interface RunTimeouts {
   /** SendCommand's TimeoutSeconds on AWS; 0 where the agent starts at once (local mode). */

@@ -20,6 +20,11 @@ export function finishedMessage(run: Run, result: AgentResult): string {
   return `${message} (${run.mode} fell back to ${result.mode})`;
 }
 
+/** Said after the message of a finished run whose node sent collapsed stacks or a recording that were refused. */
+export function profileRefusedNote(problem: string): string {
+  return ` (flame graph only: ${problem}, so no collapsed, pprof or JFR export, frames or comparison for this run)`;
+}
+
 /** Why a target refuses a new run: a run is RUNNING there, or one that ended early may still be profiling its JVM. */
 export function busyReason(target: Target, runningRunId: string, busyUntil?: number): string {
   if (busyUntil === undefined) {

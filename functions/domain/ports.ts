@@ -1,3 +1,4 @@
+import type { ProfileFormat } from './artifacts.ts';
 import type { FiringClaim, Rule, RuleFiring } from './rule.ts';
 import type { Role, Run, RunStatus, Target } from './run.ts';
 
@@ -8,6 +9,8 @@ export interface RunOutcome {
   message: string;
   outputFile: string | null;
   artifactKey: string | null;
+  /** The formats stored for a FINISHED run (under keys derived from `artifactKey`); absent or empty otherwise. */
+  formats?: ProfileFormat[];
   /**
    * Until when the run's JVM may still be profiled although the run ended (its agent did not stop the session):
    * the target refuses new runs until then. Null when the JVM is free.
@@ -24,6 +27,8 @@ export interface RunFilter {
   role?: Role;
   status?: RunStatus;
   ruleId?: string;
+  /** The runs of one fan-out or rule firing. */
+  groupId?: string;
   /** Who started the runs: a user name, or `rule:<id>`. */
   requestedBy?: string;
   /** Keep only runs visible to one of these teams (none: no runs); left out, every run. */
@@ -71,9 +76,15 @@ export interface RunStore {
 
 export type LinkDisposition = 'inline' | 'attachment';
 
-/** Keeps flame graphs (gzip-compressed HTML) and hands out short-lived links to them. */
+/**
+ * Keeps a run's files (flame graph, collapsed stacks, pprof, recording) and views derived from them, each stored
+ * compressed (its type told by its key's ending: see artifacts.ts), and hands out short-lived links to them.
+ */
 export interface ArtifactStore {
-  put(key: string, gzippedHtml: Buffer): Promise<void>;
+  /** Stores `body`, compressed as the key's kind is (gzip, or pprof's own), under `key`. */
+  put(key: string, body: Buffer): Promise<void>;
+  /** The object as stored (compressed), or undefined when there is none. */
+  get(key: string): Promise<Buffer | undefined>;
   /** Deletes the objects; keys that do not exist are ignored. */
   delete(keys: string[]): Promise<void>;
   /** A link that serves the flame graph until it expires, opened in the browser or downloaded as `fileName`. */

@@ -11,6 +11,7 @@ import type {
   RunFilter,
   RunStore,
 } from './ports.ts';
+import { ProfileReader } from './profile-read.ts';
 import type { Role, Run } from './run.ts';
 import { type RunReader as Reader, RunReader, type RunView } from './run-read.ts';
 import { type ReconcileScope, RunReconciler } from './run-reconcile.ts';
@@ -72,6 +73,8 @@ export class ProfilerService {
   readonly settings: ProfilerSettings;
   /** How long a run may take before it is settled FAILED (one definition: deadline.ts). */
   readonly timeouts: RunTimeouts;
+  /** Exports, frames, threads, differences and merged profiles of finished runs. */
+  readonly profiles: ProfileReader;
   private readonly reader: Reader;
   private readonly starter: RunStarter;
   private readonly settler: RunSettler;
@@ -86,6 +89,7 @@ export class ProfilerService {
       settleMarginSeconds: deps.settings.graceSeconds,
     };
     this.reader = new RunReader({ ...deps, settings: deps.settings });
+    this.profiles = new ProfileReader({ ...deps, settings: deps.settings, now, newId });
     this.settler = new RunSettler({
       runs: deps.runs,
       artifacts: deps.artifacts,

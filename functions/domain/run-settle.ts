@@ -1,8 +1,11 @@
-import { parseAgentOutput } from './agent-output.ts';
+import { gzipSync } from 'node:zlib';
+import { type AgentResult, parseAgentOutput } from './agent-output.ts';
+import { type ProfileFormat, runArtifactKeys, threadStacksKey, withFormat } from './artifacts.ts';
 import { jvmFreeAt, type RunTimeouts } from './deadline.ts';
-import { failureMessage, finishedMessage, stillProfilingNote } from './messages.ts';
+import { failureMessage, finishedMessage, profileRefusedNote, stillProfilingNote } from './messages.ts';
 import type { Observation } from './observation.ts';
 import type { ArtifactStore, Logger, RunOutcome, RunStore } from './ports.ts';
+import { ProfileDataError, parseCollapsed, toCollapsed, toPprof } from './profile/index.ts';
 import { artifactKeyFor, outputFileName, type Run } from './run.ts';
 
 export interface SettleDependencies {
@@ -32,10 +35,10 @@ export class RunSettler {
       this.deps.log.info('run settled', { runId, observation: observation.kind, status: finished.status });
       return finished;
     }
-    // Another settle won. Its flame graph is the one on record; ours goes only if it is another object.
+    // Another settle won. Its files are the ones on record; ours go only if they are other objects.
     const winner = await this.deps.runs.get(run.id);
     if (outcome.artifactKey && winner?.artifactKey !== outcome.artifactKey) {
-      await this.deps.artifacts.delete([outcome.artifactKey]);
+      await this.deps.artifacts.delete(runArtifactKeys(outcome.artifactKey));
     }
     return winner;
   }
@@ -59,15 +62,58 @@ export class RunSettler {
     if (result?.status !== 'FINISHED' || !result.gzippedHtml) return failed(failureMessage(run, observation, result));
     const outputFile = outputFileName(run, finishedTime);
     const artifactKey = artifactKeyFor(run, outputFile);
+    const { files, refused } = this.profileFiles(run, result, finishedTime);
+    // The flame graph last: a run whose flame graph is stored has all its other files too.
+    await Promise.all([
+      ...[...files].map(([format, body]) => this.deps.artifacts.put(withFormat(artifactKey, format), body)),
+      ...(files.size > 0 && result.collapsed
+        ? [this.deps.artifacts.put(threadStacksKey(artifactKey), result.collapsed.gzipped)]
+        : []),
+    ]);
     await this.deps.artifacts.put(artifactKey, result.gzippedHtml);
+    const refusedNote = refused ? profileRefusedNote(refused) : '';
     return {
       status: 'FINISHED',
       finishedTime,
-      message: finishedMessage(run, result),
+      message: finishedMessage(run, result) + refusedNote,
       outputFile,
       artifactKey,
+      formats: ['html', ...files.keys()],
       busyUntil: null,
     };
+  }
+
+  /**
+   * The exports of a finished run besides its flame graph: the collapsed stacks (checked to be a profile, written
+   * without thread frames), the pprof made from them and the recording, all compressed; or why the node's were
+   * refused. (The stacks as sent, thread frames and all, are kept too: see threadStacksKey.)
+   */
+  private profileFiles(
+    run: Run,
+    result: AgentResult,
+    finishedTime: number,
+  ): { files: Map<Exclude<ProfileFormat, 'html'>, Buffer>; refused?: string } {
+    const files = new Map<Exclude<ProfileFormat, 'html'>, Buffer>();
+    if (result.extrasProblem) return { files, refused: result.extrasProblem };
+    if (!result.collapsed || !result.gzippedJfr) return { files };
+    try {
+      const profile = parseCollapsed(result.collapsed.text);
+      files.set('collapsed', gzipSync(toCollapsed(profile)));
+      files.set(
+        'pprof',
+        toPprof(profile, {
+          mode: result.mode ?? run.mode,
+          durationSeconds: run.duration,
+          timeNanos: run.triggerTime * 1_000_000,
+        }),
+      );
+      files.set('jfr', result.gzippedJfr);
+      return { files };
+    } catch (error) {
+      if (!(error instanceof ProfileDataError)) throw error;
+      this.deps.log.warn('collapsed stacks refused', { runId: run.id, reason: error.message, finishedTime });
+      return { files: new Map(), refused: `the collapsed stacks are not a profile (${error.message})` };
+    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Caller } from './access.ts';
+import { runArtifactKeys } from './artifacts.ts';
 import { resolveTarget, visibleCluster } from './cluster-access.ts';
 import { derivedId, fanOutRunId } from './dispatch-id.ts';
 import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
@@ -247,10 +248,10 @@ export class RunStarter {
     }
   }
 
-  /** Keeps the newest `historySize` runs of a target and deletes the rest with their flame graphs. */
+  /** Keeps the newest `historySize` runs of a target and deletes the rest with all their files. */
   private async trimHistory(target: Target): Promise<void> {
     const trimmed = await this.deps.runs.trimTarget(target, this.deps.settings.historySize);
-    const keys = trimmed.flatMap((run) => (run.artifactKey ? [run.artifactKey] : []));
+    const keys = trimmed.flatMap((run) => (run.artifactKey ? runArtifactKeys(run.artifactKey) : []));
     if (keys.length > 0) await this.deps.artifacts.delete(keys);
   }
 }

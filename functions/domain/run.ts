@@ -1,3 +1,4 @@
+import type { ProfileFormat } from './artifacts.ts';
 import type { ProfilingMode } from './modes.ts';
 
 export const ROLES = ['jobmanager', 'taskmanager'] as const;
@@ -25,6 +26,11 @@ export interface Run extends Target {
   outputFile: string | null;
   commandId: string | null;
   artifactKey: string | null;
+  /**
+   * The formats stored for a FINISHED run, under keys derived from `artifactKey` (`html` always; `collapsed`,
+   * `pprof` and `jfr` where the node could convert its recording). Absent on runs stored before there were others.
+   */
+  formats?: ProfileFormat[];
   requestedBy: string | null;
   ruleId: string | null;
   /**

@@ -9,6 +9,7 @@ import type { ProfilerService, RunView } from '#domain/profiler-service.ts';
 import type { RuleService } from '#domain/rule-service.ts';
 import type { Role } from '#domain/run.ts';
 import { describeIssues, fanOutRequestSchema, runRequestSchema } from '#domain/validation.ts';
+import { registerProfileRoutes } from './profile-routes.ts';
 import { registerRuleRoutes } from './rule-routes.ts';
 import {
   ClusterParams,
@@ -268,6 +269,7 @@ export function createApp({ profiler, rules, log, caller = () => LOCAL_CALLER }:
     },
   );
 
+  registerProfileRoutes(app, profiler.profiles, who);
   if (rules) registerRuleRoutes(app, rules, who);
 
   app.doc('/openapi.json', {

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { PROFILE_FORMATS } from '#domain/artifacts.ts';
 import { MODE_DESCRIPTIONS, PROFILING_MODES } from '#domain/modes.ts';
 import { NAME_PATTERNS, type NameKind } from '#domain/names.ts';
 import { ROLES, RUN_STATUSES } from '#domain/run.ts';
@@ -42,6 +43,10 @@ export const ProfilingInfoSchema = z
     groupId: z.string().nullable().openapi({
       description: 'shared by the runs of one fan-out (POST /clusters/{cluster}/profiler); null otherwise',
     }),
+    formats: z
+      .array(z.enum(PROFILE_FORMATS))
+      .optional()
+      .openapi({ description: 'the formats GET /runs/{id}/profile has for this run (FINISHED only)' }),
   })
   .openapi('ProfilingInfo');
 
@@ -141,6 +146,7 @@ export const RunQuery = z.strictObject({
   role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }).optional(),
   status: z.enum(RUN_STATUSES, { error: `must be one of ${RUN_STATUSES.join(', ')}` }).optional(),
   ruleId: nameSchema('id').optional(),
+  groupId: nameSchema('id').optional().openapi({ description: 'only the runs of one fan-out or rule firing' }),
   requestedBy: z
     .string({ error: USER_NAME_RULE })
     .min(1, { error: USER_NAME_RULE })

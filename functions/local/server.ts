@@ -12,6 +12,7 @@ import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
 import { SqliteRuleStore } from '#adapters/local/sqlite-rule-store.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
 import { MAX_HTML_BYTES } from '#domain/agent-output.ts';
+import { storedKindOf } from '#domain/artifacts.ts';
 import { DomainError } from '#domain/errors.ts';
 import type { Logger } from '#domain/ports.ts';
 import { ProfilerService } from '#domain/profiler-service.ts';
@@ -128,24 +129,23 @@ export async function startLocalServer(config: LocalConfig, log: Logger = consol
   root.get('/artifacts/:fileName', async (c) => {
     try {
       const artifact = await artifacts.open(c.req.query());
+      const { contentType, contentEncoding } = storedKindOf(artifact.fileName);
       const acceptsGzip = /\bgzip\b/.test(c.req.header('accept-encoding') ?? '');
       const disposition = `${artifact.disposition}; filename="${artifact.fileName}"`;
       let body: Buffer;
       try {
-        // A client without gzip gets the HTML decoded here, never more of it than the service stores.
-        body = acceptsGzip
-          ? artifact.gzippedHtml
-          : gunzipSync(artifact.gzippedHtml, { maxOutputLength: MAX_HTML_BYTES });
+        // A client without gzip gets the file decoded here, never more of it than the service stores.
+        body =
+          acceptsGzip || !contentEncoding
+            ? artifact.body
+            : gunzipSync(artifact.body, { maxOutputLength: MAX_HTML_BYTES });
       } catch (error) {
-        log.error('a stored flame graph does not decode', { fileName: artifact.fileName, error: String(error) });
-        return c.json(
-          { errors: [`file: the stored flame graph is damaged or larger than ${MAX_HTML_BYTES} bytes of HTML`] },
-          500,
-        );
+        log.error('a stored file does not decode', { fileName: artifact.fileName, error: String(error) });
+        return c.json({ errors: [`file: the stored file is damaged or larger than ${MAX_HTML_BYTES} bytes`] }, 500);
       }
       return c.body(new Uint8Array(body), 200, {
-        'Content-Type': 'text/html; charset=utf-8',
-        ...(acceptsGzip ? { 'Content-Encoding': 'gzip' } : {}),
+        'Content-Type': contentType,
+        ...(acceptsGzip && contentEncoding ? { 'Content-Encoding': contentEncoding } : {}),
         'Content-Disposition': disposition,
         'Cache-Control': 'private, no-store',
         'X-Content-Type-Options': 'nosniff',

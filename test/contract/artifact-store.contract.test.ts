@@ -23,7 +23,7 @@ describeArtifactStoreContract('directory (local mode)', async () => {
         const opened = await store.open(Object.fromEntries(new URL(link).searchParams));
         return {
           status: 200,
-          html: gunzipSync(opened.gzippedHtml).toString('utf8'),
+          html: gunzipSync(opened.body).toString('utf8'),
           disposition: `${opened.disposition}; filename="${opened.fileName}"`,
         };
       } catch (error) {

@@ -39,6 +39,14 @@ export function describeArtifactStoreContract(adapter: string, create: () => Pro
       expect((await follow(await link(store, 'profiles/a.html', 'inline'))).html).toBe('<html>new</html>');
     });
 
+    it('reads an object back as stored, compressed, and answers undefined for a key with none', async () => {
+      const { store } = await create();
+      const collapsed = gzipSync('java/lang/Thread.run;Busy.hot 3\n');
+      await store.put('profiles/p/taskmanager/i-1/run/tm_ITIMER.collapsed', collapsed);
+      expect(await store.get('profiles/p/taskmanager/i-1/run/tm_ITIMER.collapsed')).toEqual(collapsed);
+      expect(await store.get('profiles/p/taskmanager/i-1/run/never-was.collapsed')).toBeUndefined();
+    });
+
     it('deletes objects, ignoring keys that do not exist', async () => {
       const { store, follow } = await create();
       await store.put('profiles/x.html', gzipSync(HTML));

@@ -99,6 +99,28 @@ export function describeRunStoreContract(
       );
     });
 
+    it("lists a group's runs, and keeps the formats a finished run stored", async () => {
+      const store = await createStore();
+      const first = runOf({ groupId: 'group-7' });
+      const second = runOf({ node: 'i-0002', groupId: 'group-7', triggerTime: first.triggerTime + 1 });
+      const other = runOf({ node: 'i-0003', groupId: 'group-8' });
+      for (const run of [first, second, other]) await store.insertRunning(run);
+      expect((await store.list({ groupId: 'group-7' }, 10)).runs.map((run) => run.id)).toEqual([second.id, first.id]);
+
+      const outcome = {
+        status: 'FINISHED' as const,
+        finishedTime: first.triggerTime + 5_000,
+        message: 'Profiling Successful',
+        outputFile: 'i-0001_ITIMER_2026-11-27_10_00_05.html',
+        artifactKey: 'profiles/prod/taskmanager/i-0001/x/i-0001_ITIMER_2026-11-27_10_00_05.html',
+        formats: ['html' as const, 'collapsed' as const, 'pprof' as const, 'jfr' as const],
+      };
+      expect((await store.finish(first.id, outcome))?.formats).toEqual(outcome.formats);
+      expect((await store.get(first.id))?.formats).toEqual(outcome.formats);
+      const failed = await store.finish(second.id, { ...outcome, status: 'FAILED', formats: [], artifactKey: null });
+      expect(failed).not.toHaveProperty('formats');
+    });
+
     it('refuses a second RUNNING run of a target, naming the holder; other targets are free', async () => {
       const store = await createStore();
       const holder = runOf();

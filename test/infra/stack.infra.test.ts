@@ -130,6 +130,7 @@ describe('the CDK stack', () => {
     expect(artifacts.LifecycleConfiguration.Rules).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ Prefix: 'profiles/', ExpirationInDays: 30, Status: 'Enabled' }),
+        expect.objectContaining({ Prefix: 'derived/', ExpirationInDays: 1, Status: 'Enabled' }),
         expect.objectContaining({ Prefix: 'ssm-output/', ExpirationInDays: 7, Status: 'Enabled' }),
         expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
       ]),

@@ -39,6 +39,11 @@ export interface FlinkCluster {
   flinkVersion: string;
   /** The cluster's temporary directory: `conf/`, `log/`, `tmp/` (io.tmp.dirs, java.io.tmpdir, profiler output). */
   workDir: string;
+  /**
+   * Changes the job's hot path while it runs, as a deploy would: `alternate` sends every record through
+   * {@link alternateMapFrame} instead of {@link busyMapFrame} (the job's subtasks notice within 200 ms).
+   */
+  setHotPath(path: 'busyMap' | 'alternate'): Promise<void>;
   /** The last `lines` lines of every log and stdout/stderr file of the cluster, for failure messages. */
   logTail(lines?: number): Promise<string>;
   /** Cancels the job, stops every JVM (SIGTERM, then SIGKILL after a grace period) and removes `workDir`. Idempotent. */
@@ -68,6 +73,12 @@ export const flinkClusterMainClasses = {
 
 /** The job's CPU-burning method, as async-profiler names the frame. */
 export const busyMapFrame = 'fleetprofiler/job/BusyMapFunction.fleetProfilerBusyMap';
+
+/** The job's other hot path (see `FlinkCluster.setHotPath`), as async-profiler names the frame. */
+export const alternateMapFrame = 'fleetprofiler/job/BusyMapFunction.fleetProfilerAlternateMap';
+
+/** The operators of the job's one chained task, as its task threads are named (`<chain> (i/n)#attempt`). */
+export const jobOperatorNames = ['sequence', 'fleetProfilerBusyMap', 'discard'] as const;
 
 const pomPath = join(repoRoot, 'test', 'fixtures', 'flink-cluster', 'pom.xml');
 const jobSourceDir = join(repoRoot, 'test', 'fixtures', 'flink-job', 'src');
@@ -568,6 +579,8 @@ export async function startFlinkCluster(options: StartFlinkClusterOptions = {}):
   const confDir = join(workDir, 'conf');
   const logDir = join(workDir, 'log');
   const ioTmpDir = join(workDir, 'tmp');
+  // Root's file in the JVMs' work directory (its mode 0644): they read it, only the test changes it.
+  const hotPathFile = join(workDir, 'hot-path');
 
   const jvms: JvmProcess[] = [];
   const logFiles: string[] = [];
@@ -755,6 +768,7 @@ export async function startFlinkCluster(options: StartFlinkClusterOptions = {}):
           prepared.jobJar,
           String(taskManagerCount),
           String(busyPercent),
+          hotPathFile,
         ],
         { timeout: Math.max(10_000, deadline - Date.now()), cwd: workDir },
       );
@@ -797,6 +811,7 @@ export async function startFlinkCluster(options: StartFlinkClusterOptions = {}):
       jobId: submitted,
       flinkVersion: prepared.flinkVersion,
       workDir,
+      setHotPath: (path) => writeFile(hotPathFile, `${path}\n`, { mode: 0o644 }),
       logTail,
       stop,
     };

@@ -71,12 +71,40 @@ export class RecordingDispatcher implements Dispatcher {
 
 export const silentLog: Logger = { info() {}, warn() {}, error() {} };
 
-/** What the node agent prints for a finished profile of `html`. */
-export function finishedAgentStdout(html: string, mode = 'ITIMER'): string {
-  const gzipped = gzipSync(Buffer.from(html));
-  const payload = gzipped.toString('base64').replace(/.{76}/g, '$&\n');
-  const vouched = `sha256=${createHash('sha256').update(gzipped).digest('hex')} bytes=${gzipped.length}`;
-  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} ${vouched} message=Profiling Successful\n${PROFILE_BEGIN}\n${payload}\n${PROFILE_END}\n`;
+/** A gzip payload as the node agent prints it: base64 in lines of 76, and what the result line says of it. */
+function section(body: string | Buffer): { gzipped: Buffer; base64: string; digest: string } {
+  const gzipped = gzipSync(Buffer.from(body));
+  return {
+    gzipped,
+    base64: gzipped.toString('base64').replace(/.{76}/g, '$&\n'),
+    digest: `${createHash('sha256').update(gzipped).digest('hex')}:${gzipped.length}`,
+  };
+}
+
+/**
+ * What the node agent prints for a finished profile of `html`; with `extras`, also the collapsed stacks and the
+ * recording of a node that converts its recording (each payload vouched for by the line, unless `forge` names one
+ * whose digest the line gets wrong).
+ */
+export function finishedAgentStdout(
+  html: string,
+  mode = 'ITIMER',
+  extras?: { collapsed: string; jfr?: Buffer; forge?: 'collapsed' | 'jfr' },
+): string {
+  const page = section(html);
+  const [digest, length] = page.digest.split(':');
+  let fields = `sha256=${digest} bytes=${length}`;
+  let sections = `${PROFILE_BEGIN}\n${page.base64}\n${PROFILE_END}\n`;
+  if (extras) {
+    const collapsed = section(extras.collapsed);
+    const jfr = section(extras.jfr ?? Buffer.concat([Buffer.from('FLR\0', 'latin1'), Buffer.alloc(64, 1)]));
+    const vouch = (label: 'collapsed' | 'jfr', part: { digest: string }) =>
+      extras.forge === label ? `${'0'.repeat(64)}:${part.digest.split(':')[1]}` : part.digest;
+    fields += ` collapsed=${vouch('collapsed', collapsed)} jfr=${vouch('jfr', jfr)}`;
+    sections += `-----BEGIN FLINK PROFILE collapsed-----\n${collapsed.base64}\n-----END FLINK PROFILE collapsed-----\n`;
+    sections += `-----BEGIN FLINK PROFILE jfr-----\n${jfr.base64}\n-----END FLINK PROFILE jfr-----\n`;
+  }
+  return `FLINK_PROFILER_RESULT status=FINISHED pid=4242 mode=${mode} ${fields} message=Profiling Successful\n${sections}`;
 }
 
 export const FLAME_GRAPH =

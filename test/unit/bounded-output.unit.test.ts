@@ -62,7 +62,8 @@ describe('bounded agent output', () => {
     );
     // Decoding stops at 64 MiB of HTML: far from the 2 GiB it would take.
     expect(report.peak - report.baseline).toBeLessThan(MAX_HTML_BYTES + 96 * MiB);
-  });
+    // A child process that decodes gigabytes' worth of gzip takes seconds; what is checked is its memory, not its time.
+  }, 60_000);
 
   it('local mode does not read a stdout over the limit and fails the run naming its size', async () => {
     const commandsDir = await mkdtemp(join(tmpdir(), 'bounded-local-'));

@@ -265,13 +265,13 @@ describe('reconciling', () => {
   it('fails a run whose agent still runs past the deadline its command’s time limits give', async () => {
     const { app, profiler, clock } = createTestService({ graceSeconds: 10, deliveryTimeoutSeconds: 30 });
     const run = await jsonOf(post(app, TM_PROFILER, { mode: 'ITIMER', duration: 5 }));
-    // Delivery (30 s) + the step's limit (5 s + 120 s) + the margin (10 s): 165 s.
-    clock.now += 165_000;
+    // Delivery (30 s) + the step's limit (5 s + 210 s) + the margin (10 s): 255 s.
+    clock.now += 255_000;
     expect(await profiler.reconcile('overdue')).toEqual([]);
     clock.now += 1_000;
     const [settled] = await profiler.reconcile('overdue');
     expect(settled?.id).toBe(run.id);
-    expect(settled?.message).toMatch(/no result within 165 s/);
+    expect(settled?.message).toMatch(/no result within 255 s/);
   });
 
   it('fails a run past its deadline whatever reading its command answers', async () => {
@@ -281,7 +281,7 @@ describe('reconciling', () => {
     clock.now += 60_000;
     expect(await profiler.reconcile('overdue')).toEqual([]);
     expect((await profiler.getRun(LOCAL_CALLER, run.id)).status).toBe('RUNNING');
-    clock.now += 80_000;
+    clock.now += 170_000;
     const [settled] = await profiler.reconcile('overdue');
     expect(settled).toMatchObject({ id: run.id, status: 'FAILED' });
     expect(settled?.message).toMatch(/Last heard: the output of command c-1 is not in S3 yet$/);
@@ -295,7 +295,7 @@ describe('reconciling', () => {
     dispatcher.states.set(run.id, { state: 'lost', reason: 'never dispatched' });
     expect(await profiler.reconcile('all')).toEqual([]);
     expect((await profiler.getRun(LOCAL_CALLER, run.id)).status).toBe('RUNNING');
-    clock.now += 136_000;
+    clock.now += 226_000;
     const [settled] = await profiler.reconcile('all');
     expect(settled).toMatchObject({ id: run.id, status: 'FAILED', message: 'never dispatched' });
   });
@@ -382,6 +382,12 @@ describe('reading', () => {
         '/api/v1/clusters/{cluster}/taskmanagers/{node}/profiler/{outputFile}',
         '/api/v1/runs',
         '/api/v1/runs/{id}',
+        '/api/v1/runs/{id}/profile',
+        '/api/v1/runs/{id}/frames',
+        '/api/v1/runs/{id}/threads',
+        '/api/v1/runs/{id}/diff',
+        '/api/v1/groups/{groupId}/profile',
+        '/api/v1/groups/{groupId}/frames',
       ].sort(),
     );
     const body =

@@ -138,7 +138,7 @@ describe('SsmDispatcher.dispatch', () => {
       // One node's failure must not make SSM cancel the invocations it has not started (MaxErrors defaults to 0).
       MaxErrors: '100%',
       MaxConcurrency: '100%',
-      Parameters: { role: ['taskmanager'], mode: ['ITIMER'], duration: ['30'], executionTimeout: ['150'] },
+      Parameters: { role: ['taskmanager'], mode: ['ITIMER'], duration: ['30'], executionTimeout: ['240'] },
     });
     // No pid parameter when discovery knows none: SSM refuses an empty value for a pattern of digits.
     expect(calls[0]?.Parameters).not.toHaveProperty('pid');
@@ -421,9 +421,9 @@ describe('SsmDispatcher.inspect', () => {
       .on(GetCommandInvocationCommand)
       .rejects(Object.assign(new Error('not yet'), { name: 'InvocationDoesNotExist' }));
     expect(await dispatcher().inspect(runOf())).toEqual({ state: 'running' });
-    // Past its deadline: delivery (60 s) + the step's limit (duration + 120 s) + grace (60 s).
+    // Past its deadline: delivery (60 s) + the step's limit (duration + 210 s) + grace (60 s).
     const run = runOf();
-    const justBefore = NOW - (60 + run.duration + 120 + 60) * 1000 + 1000;
+    const justBefore = NOW - (60 + run.duration + 210 + 60) * 1000 + 1000;
     expect(await dispatcher().inspect(runOf({ triggerTime: justBefore }))).toEqual({ state: 'running' });
     const overdue = await dispatcher().inspect(runOf({ triggerTime: justBefore - 2000 }));
     expect(overdue).toEqual({
@@ -437,8 +437,8 @@ describe('SsmDispatcher.inspect', () => {
 describe('SsmDispatcher.inspect of a Success without an output object', () => {
   const NEVER_REACHED =
     "Stop profiler failed. The node agent reported success but the agent's output never reached S3: attach the NodePolicy to the instance role and check the node's route to S3.";
-  // Delivery (60 s) + the step's limit (30 s duration + 120 s margin) + grace (60 s): 270 s after the trigger.
-  const DEADLINE_MS = 270_000;
+  // Delivery (60 s) + the step's limit (30 s duration + 210 s margin) + grace (60 s): 360 s after the trigger.
+  const DEADLINE_MS = 360_000;
   const response = invocations.successWithProfile;
   const runAt = (triggerTime: number) =>
     runOf({ node: response.InstanceId, commandId: response.CommandId, triggerTime });

@@ -8,6 +8,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { isProfileFormat, type ProfileFormat } from '#domain/artifacts.ts';
 import { ValidationError } from '#domain/errors.ts';
 import type { InsertResult, RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
 import type { Run, Target } from '#domain/run.ts';
@@ -15,7 +16,7 @@ import { RUN_TABLE } from './run-table.ts';
 
 type IndexName = keyof typeof RUN_TABLE.indexes;
 
-type WhereField = 'cluster' | 'node' | 'role' | 'status' | 'ruleId' | 'requestedBy' | 'outputFile';
+type WhereField = 'cluster' | 'node' | 'role' | 'status' | 'ruleId' | 'groupId' | 'requestedBy' | 'outputFile';
 
 /** One read of an index: its partition, the filters applied to it, and the teams the caller may see. */
 export interface RunQuery {
@@ -63,6 +64,9 @@ function toRun(item: Record<string, unknown>): Run {
   // Only the runs of a fan-out have a group; runs stored before teams existed have no teams.
   if (typeof item.groupId === 'string') run.groupId = item.groupId;
   if (Array.isArray(item.teams)) run.teams = item.teams.filter((team): team is string => typeof team === 'string');
+  if (Array.isArray(item.formats) && item.formats.length > 0) {
+    run.formats = item.formats.filter((format): format is ProfileFormat => isProfileFormat(String(format)));
+  }
   return run;
 }
 
@@ -97,6 +101,7 @@ export class DynamoDbRunStore implements RunStore {
       [RUN_TABLE.indexes.byTime]: ALL,
       [RUN_TABLE.indexes.running]: LOCK_SK,
       ...(run.ruleId ? { [RUN_TABLE.indexes.byRule]: run.ruleId } : {}),
+      ...(run.groupId ? { [RUN_TABLE.indexes.byGroup]: run.groupId } : {}),
     };
     try {
       await this.client.send(
@@ -167,7 +172,7 @@ export class DynamoDbRunStore implements RunStore {
                 TableName: this.tableName,
                 Key: { pk: runPk(id), sk: RUN_SK },
                 UpdateExpression:
-                  'SET #status = :status, finishedTime = :finishedTime, message = :message, outputFile = :outputFile, artifactKey = :artifactKey REMOVE #running',
+                  'SET #status = :status, finishedTime = :finishedTime, message = :message, outputFile = :outputFile, artifactKey = :artifactKey, formats = :formats REMOVE #running',
                 ConditionExpression: '#status = :running',
                 ExpressionAttributeNames: { '#status': 'status', '#running': RUN_TABLE.indexes.running },
                 ExpressionAttributeValues: {
@@ -176,6 +181,7 @@ export class DynamoDbRunStore implements RunStore {
                   ':message': outcome.message,
                   ':outputFile': outcome.outputFile,
                   ':artifactKey': outcome.artifactKey,
+                  ':formats': outcome.formats ?? [],
                   ':running': 'RUNNING',
                 },
               },
@@ -249,13 +255,13 @@ export class DynamoDbRunStore implements RunStore {
     const trimmed = history.slice(keep).filter((run) => run.status !== 'RUNNING');
     const expiresAt = Math.floor(this.now() / 1000);
     // Leave every listing index now; TTL deletes the item later.
-    const { byTarget, byCluster, byTime, byRule, byCommand } = RUN_TABLE.indexes;
+    const { byTarget, byCluster, byTime, byRule, byGroup, byCommand } = RUN_TABLE.indexes;
     for (const run of trimmed) {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: runPk(run.id), sk: RUN_SK },
-          UpdateExpression: `SET #ttl = :expiresAt REMOVE ${[byTarget, byCluster, byTime, byRule, byCommand].join(', ')}`,
+          UpdateExpression: `SET #ttl = :expiresAt REMOVE ${[byTarget, byCluster, byTime, byRule, byGroup, byCommand].join(', ')}`,
           ExpressionAttributeNames: { '#ttl': RUN_TABLE.ttlAttribute },
           ExpressionAttributeValues: { ':expiresAt': expiresAt },
         }),
@@ -332,16 +338,23 @@ export class DynamoDbRunStore implements RunStore {
 
 /** The runs that `list` reads for a filter: the narrowest index the filter allows, the rest as filters. */
 export function runListQuery(filter: RunFilter): RunQuery {
-  const { ruleId, cluster, node, role, status, requestedBy, teams } = filter;
+  const { groupId, ruleId, cluster, node, role, status, requestedBy, teams } = filter;
   const [index, key] =
-    ruleId !== undefined
-      ? (['byRule', ruleId] as const)
-      : cluster !== undefined && node !== undefined && role !== undefined
-        ? (['byTarget', targetKey({ cluster, node, role })] as const)
-        : cluster !== undefined
-          ? (['byCluster', cluster] as const)
-          : (['byTime', ALL] as const);
-  return { index, key, where: { cluster, node, role, status, ruleId, requestedBy }, ...(teams ? { teams } : {}) };
+    groupId !== undefined
+      ? (['byGroup', groupId] as const)
+      : ruleId !== undefined
+        ? (['byRule', ruleId] as const)
+        : cluster !== undefined && node !== undefined && role !== undefined
+          ? (['byTarget', targetKey({ cluster, node, role })] as const)
+          : cluster !== undefined
+            ? (['byCluster', cluster] as const)
+            : (['byTime', ALL] as const);
+  return {
+    index,
+    key,
+    where: { cluster, node, role, status, ruleId, groupId, requestedBy },
+    ...(teams ? { teams } : {}),
+  };
 }
 
 const TOKEN_REFUSED = 'nextToken: is not a token this service handed out for this query';

@@ -17,6 +17,8 @@ export const RUN_TABLE = {
     byTime: 'allKey',
     /** A rule's runs (sparse). */
     byRule: 'ruleKey',
+    /** The runs of one fan-out or rule firing (sparse). */
+    byGroup: 'groupKey',
     /** The run of a command on a node (sparse). */
     byCommand: 'commandKey',
     /** RUNNING runs only (sparse), for the reconciler. */

@@ -1,5 +1,6 @@
-import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { storedKindOf } from '#domain/artifacts.ts';
 import type { ArtifactStore, LinkDisposition } from '#domain/ports.ts';
 
 /** S3 allows at most this many keys per DeleteObjects call. */
@@ -15,8 +16,9 @@ export interface S3ArtifactStoreOptions {
 }
 
 /**
- * ArtifactStore on S3: flame graphs stored gzip-compressed with `Content-Encoding: gzip`, so browsers
- * inflate them on the fly, and presigned GET links signed on demand, valid for minutes.
+ * ArtifactStore on S3: files stored compressed, those gzip-compressed with `Content-Encoding: gzip` so browsers
+ * inflate them on the fly, each with its Content-Type (by its key's ending), and presigned GET links signed on
+ * demand, valid for minutes.
  */
 export class S3ArtifactStore implements ArtifactStore {
   private readonly linkDomain: string | undefined;
@@ -35,16 +37,27 @@ export class S3ArtifactStore implements ArtifactStore {
     this.linkDomain = options.linkDomain;
   }
 
-  async put(key: string, gzippedHtml: Buffer): Promise<void> {
+  async put(key: string, body: Buffer): Promise<void> {
+    const { contentType, contentEncoding } = storedKindOf(key);
     await this.client.send(
       new PutObjectCommand({
         Bucket: this.bucket,
         Key: key,
-        Body: gzippedHtml,
-        ContentType: 'text/html; charset=utf-8',
-        ContentEncoding: 'gzip',
+        Body: body,
+        ContentType: contentType,
+        ...(contentEncoding ? { ContentEncoding: contentEncoding } : {}),
       }),
     );
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return object.Body ? Buffer.from(await object.Body.transformToByteArray()) : undefined;
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw error;
+    }
   }
 
   async delete(keys: string[]): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, resolve, sep } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { DERIVED_LIFETIME_DAYS, DERIVED_PREFIX } from '#domain/artifacts.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '#domain/errors.ts';
 import type { ArtifactStore, LinkDisposition } from '#domain/ports.ts';
 
@@ -13,7 +14,8 @@ export interface LinkQuery {
 }
 
 export interface OpenedArtifact {
-  gzippedHtml: Buffer;
+  /** The object as stored: compressed as its key's kind is (see artifacts.ts). */
+  body: Buffer;
   fileName: string;
   disposition: LinkDisposition;
 }
@@ -26,7 +28,7 @@ export class DirectoryArtifactStore implements ArtifactStore {
   private readonly root: string;
 
   /**
-   * @param root directory holding the objects (gzip-compressed HTML, one file per key)
+   * @param root directory holding the objects (compressed, one file per key)
    * @param secret HMAC key; keep it across restarts so links handed out before a restart stay valid
    * @param baseUrl where the local server serves `/artifacts/…`, e.g. `http://127.0.0.1:8080`; a function
    *   when the server's port is known only once it listens
@@ -47,14 +49,38 @@ export class DirectoryArtifactStore implements ArtifactStore {
     return path;
   }
 
-  async put(key: string, gzippedHtml: Buffer): Promise<void> {
+  async put(key: string, body: Buffer): Promise<void> {
     const path = this.pathOf(key);
+    if (key.startsWith(DERIVED_PREFIX)) await this.sweepDerived();
     await mkdir(dirname(path), { recursive: true });
     // Write aside and rename, so a reader never sees half a file.
     // Unique per write, not per process: two settles of one run may write the same key at once.
     const partial = `${path}.partial-${randomUUID()}`;
-    await writeFile(partial, gzippedHtml);
+    await writeFile(partial, body);
     await rename(partial, path);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  /** Removes derived views older than their lifetime, as the bucket's lifecycle rule does on AWS. */
+  private async sweepDerived(): Promise<void> {
+    const base = this.pathOf(DERIVED_PREFIX.replace(/\/$/, ''));
+    const cutoff = this.now() - DERIVED_LIFETIME_DAYS * 24 * 3600 * 1000;
+    const entries = await readdir(base, { withFileTypes: true }).catch(() => []);
+    await Promise.all(
+      entries.map(async (entry) => {
+        const path = join(base, entry.name);
+        const info = await stat(path).catch(() => undefined);
+        if (info && info.mtimeMs < cutoff) await rm(path, { recursive: true, force: true });
+      }),
+    );
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -90,8 +116,8 @@ export class DirectoryArtifactStore implements ArtifactStore {
       throw new ForbiddenError('link: expired; ask the API for a fresh link');
     }
     try {
-      const gzippedHtml = await readFile(this.pathOf(key));
-      return { gzippedHtml, disposition, fileName: key.slice(key.lastIndexOf('/') + 1) };
+      const body = await readFile(this.pathOf(key));
+      return { body, disposition, fileName: key.slice(key.lastIndexOf('/') + 1) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('file: no longer exists');
       throw error;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
+import type { ProfileFormat } from '#domain/artifacts.ts';
 import { ValidationError } from '#domain/errors.ts';
 import type { InsertResult, RunFilter, RunOutcome, RunPage, RunStore, TargetSelector } from '#domain/ports.ts';
 import type { Run, Target } from '#domain/run.ts';
@@ -25,6 +26,8 @@ interface RunRow {
   teams: string | null;
   /** Until when the run's JVM may still be profiled after the run ended early (epoch ms). */
   busy_until: number | null;
+  /** JSON array of the formats stored for a FINISHED run. */
+  formats: string | null;
 }
 
 const TABLE = `
@@ -46,12 +49,13 @@ CREATE TABLE IF NOT EXISTS runs (
   rule_id       TEXT,
   group_id      TEXT,
   teams         TEXT,
-  busy_until    INTEGER
+  busy_until    INTEGER,
+  formats       TEXT
 );
 `;
 
 /** Columns added after the first release, each with its definition: added to an older file when it opens. */
-const ADDED_COLUMNS = { group_id: 'TEXT', teams: 'TEXT', busy_until: 'INTEGER' } as const;
+const ADDED_COLUMNS = { group_id: 'TEXT', teams: 'TEXT', busy_until: 'INTEGER', formats: 'TEXT' } as const;
 
 const INDEXES = `
 -- The one-RUNNING-run-per-target rule lives in the database: an insert that breaks it fails atomically.
@@ -82,6 +86,7 @@ function toRun(row: RunRow): Run {
     ruleId: row.rule_id,
     ...(row.group_id === null ? {} : { groupId: row.group_id }),
     ...(row.teams === null ? {} : { teams: JSON.parse(row.teams) as string[] }),
+    ...(row.formats === null ? {} : { formats: JSON.parse(row.formats) as ProfileFormat[] }),
   };
 }
 
@@ -157,6 +162,7 @@ const FILTER_COLUMNS = {
   role: 'role',
   status: 'status',
   ruleId: 'rule_id',
+  groupId: 'group_id',
   requestedBy: 'requested_by',
 } as const;
 
@@ -240,10 +246,16 @@ export class SqliteRunStore implements RunStore {
     const row = this.db
       .prepare(
         `UPDATE runs SET status = @status, finished_time = @finishedTime, message = @message,
-                         output_file = @outputFile, artifact_key = @artifactKey, busy_until = @busyUntil
+                         output_file = @outputFile, artifact_key = @artifactKey, busy_until = @busyUntil,
+                         formats = @formats
          WHERE id = @id AND status = 'RUNNING' RETURNING *`,
       )
-      .get({ id, ...outcome, busyUntil: outcome.busyUntil ?? null }) as RunRow | undefined;
+      .get({
+        id,
+        ...outcome,
+        busyUntil: outcome.busyUntil ?? null,
+        formats: outcome.formats?.length ? JSON.stringify(outcome.formats) : null,
+      }) as RunRow | undefined;
     return row && toRun(row);
   }
 
