@@ -14,6 +14,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
+import { DERIVED_PREFIX } from '#domain/artifacts.ts';
 import { ENV } from '../functions/shared/config.ts';
 import { FailedInvocations } from './failed-invocations.ts';
 import {
@@ -150,14 +151,15 @@ export class Functions extends Construct {
           sid: 'ReadProfilesAndCommandOutput',
           // Presigned links are signed with the function's credentials: it must be able to read the profiles.
           actions: ['s3:GetObject'],
-          resources: [objects('profiles/'), objects(props.ssmOutputPrefix)],
+          resources: [objects('profiles/'), objects(DERIVED_PREFIX), objects(props.ssmOutputPrefix)],
         }),
       );
       fn.addToRolePolicy(
         new iam.PolicyStatement({
           sid: 'WriteAndTrimProfiles',
           actions: ['s3:PutObject', 's3:DeleteObject'],
-          resources: [objects('profiles/')],
+          // derived/: differential and merged views, put for their links (the bucket expires them).
+          resources: [objects('profiles/'), objects(DERIVED_PREFIX)],
         }),
       );
       fn.addToRolePolicy(
@@ -242,6 +244,8 @@ export class Functions extends Construct {
           "The function queries the run table's indexes.",
         [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/profiles/*]`]:
           'Flame graphs live under profiles/; the function stores, signs links to and trims them.',
+        [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/${DERIVED_PREFIX}*]`]:
+          'Differential and merged views live under derived/ (expired by the bucket); the function stores them and signs links to them.',
         [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/${props.ssmOutputPrefix}*]`]:
           'The function reads the node agent output that SSM writes under this prefix.',
         'AwsSolutions-L1': 'The runtime is pinned to Node.js 22, the version the bundles target; it moves with them.',

@@ -1,8 +1,8 @@
-import { DERIVED_LIFETIME_DAYS, DERIVED_PREFIX } from '#domain/artifacts.ts';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { DERIVED_LIFETIME_DAYS, DERIVED_PREFIX } from '#domain/artifacts.ts';
 import { RUN_TABLE } from '../functions/adapters/aws/run-table.ts';
 import { ArtifactLinks } from './artifact-links.ts';
 

@@ -56,9 +56,12 @@ class StackTable {
   samples = 0;
   private readonly ids = new Map<string, number>();
   readonly names: string[] = [];
-  /** Per stack, its frame ids and its thread id (-1: none), for comparing. */
-  private readonly stackIds: Int32Array[] = [];
+  /** Per stack, its thread id (-1: none) and where its frame ids start in `pool` (one array, not one per stack). */
   private readonly threadIds: number[] = [];
+  private readonly offsets: number[] = [];
+  private pool = new Int32Array(1 << 16);
+  private used = 0;
+  private scratch = new Int32Array(64);
   private readonly index = new IdIndex();
   private readonly seed = randomSeed();
 
@@ -83,37 +86,48 @@ class StackTable {
     hash = finish(hash);
     this.index.probe(hash);
     for (let candidate = this.index.next(); candidate !== -1; candidate = this.index.next()) {
-      if (this.threadIds[candidate] === threadId && sameIds(this.stackIds[candidate] as Int32Array, frameIds, depth)) {
+      if (this.threadIds[candidate] === threadId && this.sameIds(candidate, frameIds, depth)) {
         (this.stacks[candidate] as Stack).count += count;
         return true;
       }
     }
-    const ids = frameIds.slice(0, depth);
+    if (this.used + depth > this.pool.length) {
+      const grown = new Int32Array(Math.max(this.pool.length * 2, this.used + depth));
+      grown.set(this.pool.subarray(0, this.used));
+      this.pool = grown;
+    }
     const frames: string[] = [];
-    for (let i = 0; i < depth; i++) frames.push(this.names[ids[i] as number] as string);
+    for (let i = 0; i < depth; i++) {
+      const id = frameIds[i] as number;
+      this.pool[this.used + i] = id;
+      frames.push(this.names[id] as string);
+    }
     this.index.add(hash, this.stacks.length);
     this.stacks.push({ thread: threadId === -1 ? null : (this.names[threadId] as string), frames, count });
-    this.stackIds.push(ids);
     this.threadIds.push(threadId);
+    this.offsets.push(this.used);
+    this.used += depth;
+    return true;
+  }
+
+  private sameIds(stack: number, frameIds: Int32Array, depth: number): boolean {
+    if ((this.stacks[stack] as Stack).frames.length !== depth) return false;
+    const offset = this.offsets[stack] as number;
+    for (let i = 0; i < depth; i++) if (this.pool[offset + i] !== frameIds[i]) return false;
     return true;
   }
 
   /** Adds a stack given by names. */
   addStack(thread: string | null, frames: string[], count: number): boolean {
-    const ids = new Int32Array(frames.length);
+    if (this.scratch.length < frames.length) this.scratch = new Int32Array(frames.length * 2);
+    const ids = this.scratch;
     for (let i = 0; i < frames.length; i++) ids[i] = this.id(frames[i] as string);
-    return this.add(thread === null ? -1 : this.id(thread), ids, ids.length, count);
+    return this.add(thread === null ? -1 : this.id(thread), ids, frames.length, count);
   }
 
   toProfile(): Profile {
     return { samples: this.samples, stacks: this.stacks };
   }
-}
-
-function sameIds(a: Int32Array, b: Int32Array, depth: number): boolean {
-  if (a.length !== depth) return false;
-  for (let i = 0; i < depth; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
