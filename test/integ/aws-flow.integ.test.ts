@@ -132,7 +132,7 @@ describe('the AWS path through the Lambda handlers', () => {
         role: ['taskmanager'],
         mode: ['ITIMER'],
         duration: ['2'],
-        executionTimeout: ['122'],
+        executionTimeout: ['212'],
       },
       OutputS3BucketName: bucket,
       OutputS3KeyPrefix: OUTPUT_PREFIX,

@@ -151,7 +151,9 @@ describe('the Lambda handlers against an SSM and S3 that answer as AWS does', ()
   };
   /** The reconciler looks at runs past their duration (1 s here). */
   const pastDuration = () => new Promise((resolve) => setTimeout(resolve, 1_100));
-  const profilesOf = (node: string) => objectsUnder(`profiles/${cluster}/taskmanager/${node}/`);
+  /** The flame graphs stored for a node (each run keeps its other files beside its flame graph). */
+  const profilesOf = async (node: string) =>
+    (await objectsUnder(`profiles/${cluster}/taskmanager/${node}/`)).filter((key) => key?.endsWith('.html'));
 
   describe('the SSM stand-in answers in AWS’s documented shapes', () => {
     it('refuses a whole SendCommand with InvalidInstanceId when one id is no managed node, as the SDK raises it', async () => {

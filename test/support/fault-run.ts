@@ -8,6 +8,7 @@ import type { Command } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { vi } from 'vitest';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
+import { runArtifactKeys } from '#domain/artifacts.ts';
 import { runDeadline } from '#domain/deadline.ts';
 import type { Run } from '#domain/run.ts';
 import { ENV } from '#shared/config.ts';
@@ -388,7 +389,8 @@ async function figures(
   const runs = await allRuns(store, clusters);
   const artifacts = new Set(await listKeys(bucket, 'profiles/'));
   const finished = runs.filter((run) => run.status === 'FINISHED');
-  const named = new Set(finished.map((run) => run.artifactKey));
+  // A finished run keeps its flame graph and, from a node that converts its recording, the files beside it.
+  const named = new Set(finished.flatMap((run) => (run.artifactKey ? runArtifactKeys(run.artifactKey) : [])));
   const wrongOutcome: FaultRunFigures['wrongOutcome'] = [];
   let lost = 0;
   for (const run of runs) {
