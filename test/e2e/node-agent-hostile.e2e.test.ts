@@ -117,7 +117,7 @@ function runAgent(vars: Record<string, string | undefined>): Promise<AgentRun> {
 }
 
 const RESULT =
-  /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?message=(.*)$/;
+  /^FLINK_PROFILER_RESULT status=(FINISHED|FAILED) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?(?:collapsed=[0-9a-f]{64}:\d+ jfr=[0-9a-f]{64}:\d+ )?message=(.*)$/;
 
 function result(run: AgentRun): { status: string; pid: string; message: string } {
   const match = RESULT.exec(run.stdout.split('\n')[0] ?? '');

@@ -169,7 +169,7 @@ async function runAgent(vars: Record<string, string>): Promise<AgentResult> {
   });
   clearTimeout(guard);
   const match =
-    /^FLINK_PROFILER_RESULT status=(\S+) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?message=(.*)$/m.exec(
+    /^FLINK_PROFILER_RESULT status=(\S+) pid=(\S+) mode=(\S+) (?:sha256=[0-9a-f]{64} bytes=\d+ )?(?:collapsed=[0-9a-f]{64}:\d+ jfr=[0-9a-f]{64}:\d+ )?message=(.*)$/m.exec(
       stdout,
     );
   if (!match) throw new Error(`no result line (exit ${code}):\n${stdout.slice(0, 500)}\n${stderr}`);
