@@ -287,8 +287,9 @@ describe('node agent on a hostile node: the flame graph', () => {
     const run = await runAgent({ ASPROF: asprof, FLINK_PROFILER_TMPDIR: base });
     const next = expectFinished(await runAgent({ FLINK_PROFILER_TMPDIR: base }));
 
+    // The session's file: the recording, where the converter is installed (as here).
     expect(expectFailed(run, 7)).toBe(
-      `Stop profiler failed. The flame graph is ${2 * 1024 ** 3 + 13} bytes of HTML, more than this node's limit of ${64 * 1024 ** 2} bytes (FLINK_PROFILER_MAX_HTML_BYTES, default ${64 * 1024 ** 2}): profile for a shorter duration, or raise the limit on the node`,
+      `Stop profiler failed. The recording is ${2 * 1024 ** 3 + 13} bytes, more than this node's limit of ${64 * 1024 ** 2} bytes (FLINK_PROFILER_MAX_HTML_BYTES, default ${64 * 1024 ** 2}): profile for a shorter duration, or raise the limit on the node`,
     );
     expect(next.pid).toBe(String(jvm.pid));
     expect(await readdir(base)).toEqual([]);
@@ -300,7 +301,7 @@ describe('node agent on a hostile node: the flame graph', () => {
     const message = expectFailed(await runAgent({ FLINK_PROFILER_MAX_HTML_BYTES: '2048' }), 7);
 
     expect(message).toMatch(
-      /^Stop profiler failed\. The flame graph is \d+ bytes of HTML, more than this node's limit of 2048 bytes/,
+      /^Stop profiler failed\. The (recording|flame graph|collapsed stacks) is \d+ bytes, more than this node's limit of 2048 bytes/,
     );
   });
 });
@@ -344,7 +345,7 @@ describe('node agent on a hostile node: which process is the Flink JVM', () => {
 
 describe('node agent on a hostile node: the JVM user plants links, FIFOs and renames', () => {
   /**
-   * As the JVM's user, swaps the entry where the flame graph goes, as fast as it can, for a symlink to the root-only
+   * As the JVM's user, swaps the entries where the profile's files go, as fast as it can, for a symlink to the root-only
    * canary, a FIFO, a second hard link of a file of its own and a symlink to /dev/zero, and tries to rename the
    * directories above it. Runs until killed.
    */
@@ -359,7 +360,8 @@ describe('node agent on a hostile node: the JVM user plants links, FIFOs and ren
           const scratch = path.join(base, entry); const out = path.join(scratch, 'out');
           tryIt(() => fs.renameSync(scratch, scratch + '.moved'));
           tryIt(() => fs.renameSync(out, out + '.moved'));
-          const target = path.join(out, 'hostile-1.html');
+          // Wherever the session or the converter writes: the recording, the flame graph, the collapsed stacks.
+          const target = path.join(out, 'hostile-1.' + ['jfr', 'html', 'collapsed'][n % 3]);
           const tmp = path.join(out, 'tmp' + (n++ % 4));
           tryIt(() => fs.rmSync(tmp, { force: true }));
           switch (n % 4) {
