@@ -55,17 +55,24 @@ interface AgentRecord {
  */
 export class LocalDispatcher implements Dispatcher {
   private readonly document: AgentDocument;
+  /** Commands accepted whose agent this process has not forked yet: they count as running. */
+  private readonly pending = new Set<string>();
 
   constructor(private readonly options: LocalDispatcherOptions) {
     this.document = loadAgentDocument().document;
   }
 
+  /**
+   * Accepts the commands as SSM does, with an id each, and forks their agents right after: a request that starts
+   * a run is answered without waiting for fork and exec (tens of milliseconds on a busy machine). An agent that
+   * cannot be started ends its run as a command that failed at once would.
+   */
   async dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]> {
     // One child process per run, as SSM runs one command invocation per instance.
     return Promise.all(
       requests.map(async ({ run, node }) => {
         try {
-          return { runId: run.id, commandId: await this.start(run, node) };
+          return { runId: run.id, commandId: await this.accept(run, node) };
         } catch (error) {
           return { runId: run.id, error: (error as Error).message };
         }
@@ -73,12 +80,33 @@ export class LocalDispatcher implements Dispatcher {
     );
   }
 
-  private async start(run: Run, node: FlinkNode): Promise<string> {
+  /** Checks the parameters and prepares the command's directory; the agent is forked on the next turn. */
+  private async accept(run: Run, node: FlinkNode): Promise<string> {
     const parameters = checkParameters(this.document, agentParameters(run, run.id, node.pid));
-    const timeoutSeconds = stepTimeoutSeconds(this.document, parameters);
     const commandId = `local-${crypto.randomUUID()}`;
     const dir = join(this.options.commandsDir, commandId);
     await mkdir(dir, { recursive: true });
+    // Before the id is handed out: a restarted server finds the command by its run (commandFor) even unforked.
+    await writeFile(join(dir, 'agent.json'), JSON.stringify({ runId: run.id, role: run.role }));
+    this.pending.add(commandId);
+    setImmediate(() => {
+      this.start(run, commandId, parameters)
+        .catch(async (error: unknown) => {
+          this.options.log.error('could not start the node agent', { runId: run.id, commandId, error: String(error) });
+          const failure = `Start profiler failed. The node agent could not be started: ${(error as Error).message}`;
+          await writeFile(join(dir, 'exit-code'), '127').catch(() => undefined);
+          await this.options
+            .onCommandEnded(run.id, { stdout: '', stderr: '', exitCode: 127, failure, sessionOver: true })
+            .catch(() => undefined);
+        })
+        .finally(() => this.pending.delete(commandId));
+    });
+    return commandId;
+  }
+
+  private async start(run: Run, commandId: string, parameters: Record<string, string>): Promise<void> {
+    const timeoutSeconds = stepTimeoutSeconds(this.document, parameters);
+    const dir = join(this.options.commandsDir, commandId);
     // As the SSM agent does: the step's commands become a script file, run by sh.
     const script = join(dir, '_script.sh');
     await writeFile(script, agentStep(this.document).script, { mode: 0o700 });
@@ -124,17 +152,21 @@ export class LocalDispatcher implements Dispatcher {
       void this.handOff(commandId, run.id, code, signal, timeoutSeconds);
     });
     child.unref();
-    return commandId;
   }
 
   async inspect(run: Run): Promise<CommandState> {
     if (!run.commandId) {
       return { state: 'lost', reason: 'The server stopped before the node agent was started; start a new run.' };
     }
+    if (this.pending.has(run.commandId)) return { state: 'running' };
     const dir = join(this.options.commandsDir, run.commandId);
-    const record = await readJson<AgentRecord>(join(dir, 'agent.json'));
-    if (record?.startTime && processStartTime(record.pid) === record.startTime) {
+    const record = await readJson<Partial<AgentRecord>>(join(dir, 'agent.json'));
+    if (record?.pid && record.startTime && processStartTime(record.pid) === record.startTime) {
       return { state: 'running' };
+    }
+    if (record && !record.pid) {
+      // Accepted, never forked: this server stopped in between.
+      return { state: 'lost', reason: 'The server stopped before the node agent was started; start a new run.' };
     }
     const output = await this.readOutput(dir, null);
     if (!output) return { state: 'lost', reason: 'The node agent left no output; start a new run.' };
