@@ -84,6 +84,8 @@ export interface FakeFlinkJvmOptions {
   role: FlinkRole;
   /** The JVM exits by itself (status 0) this many seconds after it is ready. */
   exitAfterSeconds?: number;
+  /** Start no workload: a target that costs the machine nothing (benchmarks with many JVMs). */
+  idle?: boolean;
   extraJvmArgs?: string[];
   /** Run the JVM as this user (uid and gid) rather than as the test's own (the classes must be readable to it). */
   user?: { uid: number; gid: number };
@@ -130,6 +132,7 @@ export async function startFakeFlinkJvm(options: FakeFlinkJvmOptions): Promise<F
     '--configDir',
     '/nonexistent/flink/conf',
     ...(options.exitAfterSeconds === undefined ? [] : ['--exit-after-seconds', String(options.exitAfterSeconds)]),
+    ...(options.idle ? ['--idle'] : []),
   ];
   const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'], ...(options.user ?? {}) });
   running.add(child);
