@@ -127,6 +127,25 @@ describe('flameGraphHtml', () => {
   });
 });
 
+describe('frames too narrow to draw', () => {
+  it('are left out with what is above them, in every profile drawn; their samples stay in the parents', () => {
+    const profile = parseCollapsed('main;work;hot 200000\nmain;work;rare;deeper 5\nmain;work;seen 20\n');
+    const flame = embedded<{ names: string[]; nodes: number[]; samples: number }>(
+      flameGraphHtml(profile, { title: 't' }),
+    );
+    expect(flame.names).toEqual(expect.arrayContaining(['main', 'work', 'hot', 'seen']));
+    expect(flame.names).not.toContain('rare');
+    expect(flame.names).not.toContain('deeper');
+    expect(flame.nodes[2]).toBe(200_025);
+
+    // In a diff, a frame visible in either profile is drawn.
+    const base = parseCollapsed('main;work;rare 100\n');
+    const diff = embedded<{ names: string[] }>(diffFlameGraphHtml(base, profile, { title: 't' }));
+    expect(diff.names).toContain('rare');
+    expect(diff.names).not.toContain('deeper');
+  });
+});
+
 describe('diffFlameGraphHtml on the two real runs', () => {
   const html = diffFlameGraphHtml(runA, runB, { title: 'A → B', subtitle: 'hotA → hotB' });
   const data = embedded<DiffData>(html);

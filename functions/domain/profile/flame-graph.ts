@@ -24,6 +24,48 @@ export interface DiffSummary {
 const DIFF_SUMMARY_FRAMES = 200;
 
 /**
+ * Frames below this share of their profile's samples (in every profile drawn) are left out of the page with
+ * everything above them: a tenth of a pixel on a 2,000-pixel canvas, never drawn, but in a profile of 100,000
+ * distinct stacks most of the tree's nodes and so most of the page. Their samples stay in their parents' totals.
+ */
+const MIN_DRAWN_SHARE = 1 / 20_000;
+
+/** The names of the nodes drawn only, renumbered as they are first used (the root's -1 stays). */
+class DrawnNames {
+  readonly list: string[] = [];
+  private readonly ids = new Map<number, number>();
+  constructor(private readonly all: string[]) {}
+  idOf(name: number): number {
+    if (name < 0) return name;
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.list.push(this.all[name] as string) - 1;
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+}
+
+/**
+ * Preorder indices of the nodes worth drawing: a node below {@link MIN_DRAWN_SHARE} in every profile is skipped with
+ * its subtree (the nodes after it that are deeper). The root is always kept.
+ */
+function drawnNodes(depth: number[], totals: number[][], samples: number[]): number[] {
+  const thresholds = samples.map((count) => count * MIN_DRAWN_SHARE);
+  const kept: number[] = [];
+  let skipDeeperThan = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < depth.length; i++) {
+    const d = depth[i] as number;
+    if (d > skipDeeperThan) continue;
+    skipDeeperThan = Number.POSITIVE_INFINITY;
+    const visible = i === 0 || totals.some((total, p) => (total[i] as number) >= (thresholds[p] as number));
+    if (visible) kept.push(i);
+    else skipDeeperThan = d;
+  }
+  return kept;
+}
+
+/**
  * A self-contained flame graph page of the profile: threads merged away, one canvas drawn by an inline script from
  * JSON embedded in the page (so its size follows the number of tree nodes); hover, click-to-zoom and search.
  */
@@ -31,9 +73,10 @@ export function flameGraphHtml(profile: Profile, options: FlameGraphOptions): st
   const tree = buildFlameTree([profile]);
   const nodes: number[] = [];
   const [total] = tree.total as [number[]];
-  for (let i = 0; i < tree.name.length; i++)
-    nodes.push(tree.name[i] as number, tree.depth[i] as number, total[i] as number);
-  return page('flame', options, { kind: 'flame', samples: profile.samples, names: tree.names, nodes });
+  const names = new DrawnNames(tree.names);
+  for (const i of drawnNodes(tree.depth, tree.total, [profile.samples]))
+    nodes.push(names.idOf(tree.name[i] as number), tree.depth[i] as number, total[i] as number);
+  return page('flame', options, { kind: 'flame', samples: profile.samples, names: names.list, nodes });
 }
 
 /**
@@ -47,9 +90,10 @@ export function diffFlameGraphHtml(base: Profile, target: Profile, options: Flam
   const [targetTotal, baseTotal] = tree.total as [number[], number[]];
   const [targetSelf, baseSelf] = tree.self as [number[], number[]];
   const nodes: number[] = [];
-  for (let i = 0; i < tree.name.length; i++) {
+  const names = new DrawnNames(tree.names);
+  for (const i of drawnNodes(tree.depth, tree.total, [target.samples, base.samples])) {
     nodes.push(
-      tree.name[i] as number,
+      names.idOf(tree.name[i] as number),
       tree.depth[i] as number,
       targetTotal[i] as number,
       targetSelf[i] as number,
@@ -63,7 +107,7 @@ export function diffFlameGraphHtml(base: Profile, target: Profile, options: Flam
     target: { samples: target.samples },
     frames: diffFrames(base, target, DIFF_SUMMARY_FRAMES).frames,
   };
-  return page('diff', options, { ...summary, names: tree.names, nodes });
+  return page('diff', options, { ...summary, names: names.list, nodes });
 }
 
 /** JSON that is inert inside `<script>`: no `<` (so no `</script>` or `<!--`), `>`, `&`, or JS line separators. */
