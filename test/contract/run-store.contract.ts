@@ -314,6 +314,107 @@ export function describeRunStoreContract(
       }
     });
 
+    it('lists runs across days newest first, in pages of 2 and 3 that resume exactly, same millisecond or not', async () => {
+      const store = await createStore();
+      const day = 86_400_000;
+      const noon = Date.UTC(2027, 0, 20, 12);
+      // Days with gaps between them, runs on both sides of midnight, and runs sharing one millisecond.
+      const times = [
+        noon,
+        noon,
+        noon,
+        noon - 12 * 3600_000,
+        noon - 12 * 3600_000 - 1,
+        noon - day,
+        noon - day,
+        noon - 3 * day,
+        noon - 3 * day + 1,
+        noon - 40 * day,
+        noon - 41 * day,
+        noon - 41 * day,
+      ];
+      const runs = times.map((triggerTime, i) =>
+        runOf({
+          triggerTime,
+          node: `i-${String(i).padStart(4, '0')}`,
+          cluster: i % 3 === 0 ? 'staging' : 'prod',
+          role: i % 4 === 0 ? 'jobmanager' : 'taskmanager',
+        }),
+      );
+      // Inserted in an order of their own, not by time.
+      for (const i of [5, 0, 11, 3, 8, 1, 9, 4, 10, 2, 7, 6]) await store.insertRunning(runs[i] as Run);
+      const newestFirst = (some: Run[]) =>
+        ids([...some].sort((a, b) => b.triggerTime - a.triggerTime || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)));
+
+      for (const filter of [{}, { role: 'taskmanager' }, { status: 'RUNNING' }] satisfies RunFilter[]) {
+        const all = runs.filter((run) => filter.role === undefined || run.role === filter.role);
+        for (const size of [2, 3]) {
+          const pages: string[][] = [];
+          let token: string | undefined;
+          do {
+            const page = await store.list(filter, size, token);
+            pages.push(ids(page.runs));
+            token = page.nextToken;
+            expect(pages.length, `${JSON.stringify(filter)} in pages of ${size}`).toBeLessThanOrEqual(all.length);
+          } while (token);
+          const what = `${JSON.stringify(filter)} in pages of ${size}`;
+          expect(pages.flat(), what).toEqual(newestFirst(all));
+          expect(
+            pages.slice(0, -1).every((page) => page.length === size),
+            what,
+          ).toBe(true);
+        }
+      }
+      expect(ids((await store.list({ role: 'jobmanager' }, 100)).runs)).toEqual(
+        newestFirst(runs.filter((run) => run.role === 'jobmanager')),
+      );
+      expect((await store.list({ status: 'FAILED' }, 10)).runs).toEqual([]);
+    });
+
+    it('resumes a fleet-wide page token right after its run, whatever was written since', async () => {
+      const store = await createStore();
+      const at = Date.UTC(2027, 0, 20, 12);
+      const same = Array.from({ length: 5 }, (_, i) => runOf({ triggerTime: at, node: `i-same-${i}` }));
+      const older = runOf({ triggerTime: at - 86_400_000, node: 'i-older' });
+      for (const run of [...same, older]) await store.insertRunning(run);
+      const first = await store.list({}, 2);
+      const whole = ids((await store.list({}, 100)).runs);
+      expect(ids(first.runs)).toEqual(whole.slice(0, 2));
+      // Newer runs written between two pages do not move the next page.
+      await store.insertRunning(runOf({ triggerTime: at + 1, node: 'i-newer' }));
+      const second = await store.list({}, 3, first.nextToken);
+      expect(ids(second.runs)).toEqual(whole.slice(2, 5));
+      const last = await store.list({}, 3, second.nextToken);
+      expect(ids(last.runs)).toEqual(whole.slice(5));
+      expect(last.nextToken).toBeUndefined();
+      // A token is not used up: the same token reads the same page again.
+      expect(ids((await store.list({}, 3, first.nextToken)).runs)).toEqual(whole.slice(2, 5));
+    });
+
+    it('refuses a fleet-wide page token edited in any way, or used with another filter', async () => {
+      const store = await createStore();
+      const at = Date.UTC(2027, 0, 20, 12);
+      const runs = [at, at, at - 86_400_000, at - 2 * 86_400_000].map((triggerTime, i) =>
+        runOf({ triggerTime, node: `i-${i}` }),
+      );
+      for (const run of runs) await store.insertRunning(run);
+      const page = await store.list({}, 2);
+      const token = page.nextToken as string;
+      expect(token).toMatch(/^[A-Za-z0-9_-]+$/);
+      const json = tokenJson(token);
+      const forged = edits(JSON.parse(json)).map((edited) => base64url(JSON.stringify(edited)));
+      expect(forged.length).toBeGreaterThan(8);
+      for (const edited of forged) await expectRefused(store, {}, edited);
+      // Another run's place, written into the token by hand.
+      const [, second, third] = ids((await store.list({}, 10)).runs);
+      await expectRefused(store, {}, base64url(json.replaceAll(second as string, third as string)));
+      for (const other of [{ role: 'taskmanager' }, { status: 'RUNNING' }, { cluster: 'prod' }] satisfies RunFilter[]) {
+        await expectRefused(store, other, token);
+      }
+      // Refusals leave the real token as good as it was.
+      expect(ids((await store.list({}, 2, token)).runs)).toHaveLength(2);
+    });
+
     it('finds a flame graph by output file, for one node or across a role', async () => {
       const store = await createStore();
       const run = await finished(store, { role: 'jobmanager', node: 'i-jm' });

@@ -20,9 +20,16 @@ import {
   SSMClient,
   SSMServiceException,
 } from '@aws-sdk/client-ssm';
+import { HttpResponse } from '@smithy/protocol-http';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { OutputNotReadyError, SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  MAX_COMMANDS_IN_FLIGHT,
+  OutputNotReadyError,
+  SsmDispatcher,
+  type SsmDispatcherOptions,
+  ssmClientConfig,
+} from '#adapters/aws/ssm-dispatcher.ts';
 import { parseAgentOutput } from '#domain/agent-output.ts';
 import type { FlinkNode } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
@@ -89,8 +96,11 @@ function sdkError(shape: { name: string; $fault?: 'client' | 'server'; message: 
   }
 }
 
-function dispatcher() {
-  return new SsmDispatcher(new SSMClient({}), new S3Client({}), {
+/** The pauses the dispatcher took between rounds of a throttled batch (it does not really wait here). */
+let pauses: number[] = [];
+
+function dispatcher(client = new SSMClient({}), options: Partial<SsmDispatcherOptions> = {}) {
+  return new SsmDispatcher(client, new S3Client({}), {
     documentName: 'FlinkFleetProfiler',
     documentVersion: '3',
     outputBucket: 'artifacts',
@@ -98,6 +108,10 @@ function dispatcher() {
     deliveryTimeoutSeconds: 60,
     graceSeconds: 60,
     now: () => NOW,
+    sleep: async (ms) => {
+      pauses.push(ms);
+    },
+    ...options,
   });
 }
 
@@ -112,6 +126,7 @@ const nodeOf = (id: string): FlinkNode => ({ id, role: 'taskmanager', host: `${i
 beforeEach(() => {
   ssm.reset();
   s3.reset();
+  pauses = [];
 });
 
 describe('SsmDispatcher.dispatch', () => {
@@ -173,6 +188,121 @@ describe('SsmDispatcher.dispatch', () => {
       },
       { runId: expect.any(String), commandId: 'cmd-ok' },
     ]);
+  });
+});
+
+describe('SsmDispatcher.dispatch of a fan-out', () => {
+  /** SSM's answer to a call over its rate, as the SDK raises it once its own attempts are spent. */
+  const throttling = () =>
+    new SSMServiceException({
+      name: 'ThrottlingException',
+      $fault: 'client',
+      message: 'Rate exceeded',
+      $metadata: { httpStatusCode: 400, attempts: 8 },
+    });
+  const fleet = (count: number) =>
+    Array.from({ length: count }, (_, i) => ({
+      run: runOf({ node: `i-${i}`, groupId: GROUP }),
+      node: nodeOf(`i-${i}`),
+    }));
+  const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Instance ids of the calls SSM accepted, each as often as it was accepted. */
+  let accepted: string[] = [];
+  beforeEach(() => {
+    accepted = [];
+  });
+  const accept = (input: { InstanceIds?: string[] }, commandId: string) => {
+    accepted.push(...(input.InstanceIds ?? []));
+    return { Command: { CommandId: commandId } };
+  };
+
+  it(`keeps several commands in flight at once, never more than ${MAX_COMMANDS_IN_FLIGHT}`, async () => {
+    let inFlight = 0;
+    let most = 0;
+    let n = 0;
+    ssm.on(SendCommandCommand).callsFake(async (input) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      // Later calls answer sooner: the results still come back in the requests' order.
+      const id = ++n;
+      await wait(40 - id);
+      inFlight -= 1;
+      return accept(input, `cmd-${id}`);
+    });
+    const requests = fleet(1000);
+    const results = await dispatcher().dispatch(requests);
+
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(20);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBe(MAX_COMMANDS_IN_FLIGHT);
+    expect(results.map((r) => r.runId)).toEqual(requests.map(({ run }) => run.id));
+    expect(results.slice(0, 50).every((r) => 'commandId' in r && r.commandId === 'cmd-1')).toBe(true);
+    expect(results.slice(950).every((r) => 'commandId' in r && r.commandId === 'cmd-20')).toBe(true);
+    expect(new Set(accepted).size).toBe(1000);
+    expect(accepted).toHaveLength(1000);
+  });
+
+  it('sends a batch that SSM throttled through all attempts again after a pause, and runs it once', async () => {
+    let n = 0;
+    ssm
+      .on(SendCommandCommand)
+      .rejectsOnce(throttling())
+      .callsFake(async (input) => accept(input, `cmd-${++n}`));
+    const requests = fleet(100);
+    const results = await dispatcher().dispatch(requests);
+
+    const calls = ssm.commandCalls(SendCommandCommand).map((call) => call.args[0].input.InstanceIds);
+    const [first, second] = [0, 50].map((from) => requests.slice(from, from + 50).map(({ node }) => node.id));
+    // The first batch throttled, the second accepted, then the first again, with the same instances.
+    expect(calls).toEqual([first, second, first]);
+    expect(pauses).toHaveLength(1);
+    expect(results.every((r) => 'commandId' in r)).toBe(true);
+    expect([...accepted].sort()).toEqual(requests.map(({ node }) => node.id).sort());
+  });
+
+  it('fails the runs of a batch that SSM throttles in every round, and only those', async () => {
+    ssm.on(SendCommandCommand).callsFake(async (input: { InstanceIds: string[] }) => {
+      if (input.InstanceIds.includes('i-0')) throw throttling();
+      return accept(input, 'cmd-ok');
+    });
+    const results = await dispatcher().dispatch(fleet(100));
+
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(4);
+    expect(pauses).toHaveLength(2);
+    expect(results.slice(0, 50)).toEqual(
+      results.slice(0, 50).map(({ runId }) => ({
+        runId,
+        error: 'SSM SendCommand failed: ThrottlingException: Rate exceeded',
+      })),
+    );
+    expect(results.slice(50).every((r) => 'commandId' in r && r.commandId === 'cmd-ok')).toBe(true);
+  });
+
+  it('never sends again a batch whose call failed otherwise (it may have run), and fails only its runs', async () => {
+    const failure = new SSMServiceException({
+      name: 'InternalServerError',
+      $fault: 'server',
+      message: 'An error occurred on the server side.',
+      $metadata: { httpStatusCode: 500 },
+    });
+    ssm.on(SendCommandCommand).callsFake(async (input: { InstanceIds: string[] }) => {
+      if (input.InstanceIds.includes('i-50')) throw failure;
+      return accept(input, 'cmd-ok');
+    });
+    const results = await dispatcher().dispatch(fleet(150));
+
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(3);
+    expect(pauses).toEqual([]);
+    expect(
+      results
+        .slice(50, 100)
+        .every(
+          (r) =>
+            'error' in r &&
+            r.error === `SSM SendCommand failed: InternalServerError: An error occurred on the server side.`,
+        ),
+    ).toBe(true);
+    expect(results.filter((r) => 'commandId' in r)).toHaveLength(100);
   });
 });
 
@@ -554,5 +684,84 @@ describe('SsmDispatcher: finding a command whose id was never recorded', () => {
     expect(await dispatcher().parametersOf(ours.CommandId)).toEqual({ dispatchId: GROUP, role: 'taskmanager' });
     expect(await dispatcher().parametersOf(foreign.CommandId)).toBeUndefined();
     expect(await dispatcher().parametersOf('nope')).toBeUndefined();
+  });
+});
+
+/**
+ * The SSM client as ssmClientConfig builds it, with the SDK's real retry loop, in front of a stand-in HTTP handler
+ * (no network) that answers like SSM's JSON endpoint.
+ */
+describe('the SSM client of ssmClientConfig', () => {
+  beforeEach(() => {
+    // These tests need the SDK's real send, retries included.
+    ssm.restore();
+  });
+  afterEach(() => {
+    ssm.reset();
+  });
+
+  type Answer = { status: number; body: object } | { code: string };
+  /** A client whose every request gets the next answer; `sent` records each request's X-Amz-Target. */
+  function clientAnswering(...answers: Answer[]) {
+    const sent: string[] = [];
+    const client = new SSMClient({
+      // Fast for a test: the pacing and backoff are the SDK's, only their scale is smaller.
+      ...ssmClientConfig({ maxDelayMs: 5, minSendRate: 1000 }),
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      requestHandler: {
+        handle: async (request: { headers: Record<string, string> }) => {
+          sent.push(request.headers['x-amz-target'] ?? '');
+          const answer = answers.shift() ?? { status: 200, body: {} };
+          if ('code' in answer) throw Object.assign(new Error(`connect ${answer.code}`), { code: answer.code });
+          return {
+            response: new HttpResponse({
+              statusCode: answer.status,
+              headers: { 'content-type': 'application/x-amz-json-1.1' },
+              body: Buffer.from(JSON.stringify(answer.body)),
+            }),
+          };
+        },
+      },
+    });
+    return { client, sent };
+  }
+  const throttled = { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } };
+  const accepted = { status: 200, body: { Command: { CommandId: 'cmd-1', Status: 'Pending' } } };
+  const serverError = { status: 500, body: { __type: 'InternalServerError', message: 'Internal error' } };
+  const request = () => ({ run: runOf({ node: 'i-1', commandId: null }), node: nodeOf('i-1') });
+
+  it('retries a throttled SendCommand and dispatches the run with the command SSM accepted', async () => {
+    const { client, sent } = clientAnswering(throttled, throttled, accepted);
+    const [result] = await dispatcher(client).dispatch([request()]);
+
+    expect(result).toMatchObject({ commandId: 'cmd-1' });
+    expect(sent).toEqual(['AmazonSSM.SendCommand', 'AmazonSSM.SendCommand', 'AmazonSSM.SendCommand']);
+  });
+
+  it('does not repeat a SendCommand that failed after it may have reached SSM (a 5xx, a reset connection)', async () => {
+    for (const failure of [serverError, { code: 'ECONNRESET' }]) {
+      const { client, sent } = clientAnswering(failure, accepted);
+      const [result] = await dispatcher(client).dispatch([request()]);
+
+      expect(result).toMatchObject({ error: expect.stringMatching(/^SSM SendCommand failed: /) });
+      expect(sent).toHaveLength(1);
+    }
+  });
+
+  it('repeats a SendCommand whose connection was refused: nothing reached SSM', async () => {
+    const { client, sent } = clientAnswering({ code: 'ECONNREFUSED' }, accepted);
+    const [result] = await dispatcher(client).dispatch([request()]);
+
+    expect(result).toMatchObject({ commandId: 'cmd-1' });
+    expect(sent).toHaveLength(2);
+  });
+
+  it('still retries reads after a 5xx', async () => {
+    const invocation = { status: 200, body: { Status: 'InProgress', StatusDetails: 'InProgress' } };
+    const { client, sent } = clientAnswering(serverError, invocation);
+
+    expect(await dispatcher(client).inspect(runOf())).toEqual({ state: 'running' });
+    expect(sent).toEqual(['AmazonSSM.GetCommandInvocation', 'AmazonSSM.GetCommandInvocation']);
   });
 });

@@ -4,6 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ssmClientConfig } from '#adapters/aws/ssm-dispatcher.ts';
 
 /**
  * The AWS SDK clients, built once per Lambda container with empty configuration: region, credentials
@@ -20,8 +21,9 @@ export function createAwsClients() {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     }),
-    // Fan-outs to many nodes meet SSM's rate limits: adaptive mode backs off with jitter and paces the client.
-    ssm: new SSMClient({ retryMode: 'adaptive', maxAttempts: 8 }),
+    // Fan-outs to many nodes meet SSM's rate limits: the SDK's adaptive retry, tuned for them (one rate limiter for
+    // every call of the client), and SendCommand never repeated once it may have run.
+    ssm: new SSMClient(ssmClientConfig()),
     ec2: new EC2Client({}),
     scheduler: new SchedulerClient({}),
   };

@@ -13,8 +13,16 @@ export const RUN_TABLE = {
     byTarget: 'targetKey',
     /** A cluster's runs. */
     byCluster: 'clusterKey',
-    /** All runs (low write rates: one partition). */
-    byTime: 'allKey',
+    /**
+     * All runs, in partitions `<yyyy-mm-dd of triggerTime, UTC>#<shard>` (shard: a hash of the run id, below
+     * `timeShards`), so that writes spread over many partitions; days that hold runs are listed by RUN_DAY_ITEM.
+     */
+    byTime: 'timeShardKey',
+    /**
+     * All runs written before `byTime` was sharded: one partition `ALL`, no longer written. Listings read it as
+     * one more source until trimming has taken every run out of it; then a later release can drop the index.
+     */
+    byTimeLegacy: 'allKey',
     /** A rule's runs (sparse). */
     byRule: 'ruleKey',
     /** The runs of one fan-out or rule firing (sparse). */
@@ -27,6 +35,16 @@ export const RUN_TABLE = {
     rules: 'ruleListKey',
   },
   indexSortKey: 'runSortKey',
+  /** How many partitions each day's runs spread over in `byTime`. Changing it hides runs already written. */
+  timeShards: 8,
+} as const;
+
+/**
+ * The days on which runs were written, for the fleet-wide listing to walk from one to the next without
+ * querying empty days: items pk `RUNDAYS`, sk `<yyyy-mm-dd>` (no index attributes, so they appear in no index).
+ */
+export const RUN_DAY_ITEM = {
+  pk: 'RUNDAYS',
 } as const;
 
 /** The key of a scheduled profiling rule's item in the same table: pk `RULE#<id>`, sk `RULE`. */

@@ -8,7 +8,10 @@ import {
   ListCommandsCommand,
   SendCommandCommand,
   type SSMClient,
+  type SSMClientConfig,
 } from '@aws-sdk/client-ssm';
+import { AdaptiveRetryStrategy, DefaultRateLimiter, isThrottlingError } from '@smithy/core/retry';
+import type { RetryErrorInfo, StandardRetryBackoffStrategy, StandardRetryToken } from '@smithy/types';
 import { MAX_AGENT_STDERR_BYTES, MAX_AGENT_STDOUT_BYTES, RESULT_LINE_PREFIX } from '#domain/agent-output.ts';
 import { runDeadline } from '#domain/deadline.ts';
 import { dispatchIdOf } from '#domain/dispatch-id.ts';
@@ -18,6 +21,18 @@ import { AGENT_STEP_NAME, agentParameters } from '#node-agent/agent-parameters.t
 
 /** SendCommand takes at most 50 instance ids; more can come back as a throttling error. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
+
+/**
+ * SendCommand calls in flight at once for one dispatch. The client's shared rate limiter sets the pace; this only
+ * bounds how many batches wait on it (and on their backoff) together.
+ */
+export const MAX_COMMANDS_IN_FLIGHT = 8;
+
+/** Times the dispatcher sends a batch that SSM throttled through every attempt of the SDK (never one it may have run). */
+const SEND_ROUNDS = 3;
+
+/** Longest pause before another round of a throttled batch (full jitter below it). */
+const ROUND_PAUSE_MS = 2_000;
 
 /** DescribeInstanceInformation: ids per InstanceIds filter, and the largest page it serves (MaxResults 5 to 50). */
 const MAX_IDS_PER_DESCRIBE = 50;
@@ -34,10 +49,113 @@ export interface SsmDispatcherOptions {
   /** How long past the command's own limits (delivery, then the step's run) a result may still arrive. */
   graceSeconds: number;
   now?: () => number;
+  /** Waits between rounds of a throttled batch (tests pass one that does not wait). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** How the SSM client retries: attempts per call (the first included), and the pacing under throttling. */
+export interface SsmRetryOptions {
+  maxAttempts?: number;
+  /** Cap of one retry's backoff, in ms: the shared rate limiter, not a long backoff, keeps the client under SSM's limit. */
+  maxDelayMs?: number;
+  /** The lowest rate, in calls per second, to which the rate limiter slows the client while SSM throttles it. */
+  minSendRate?: number;
+}
+
+const SSM_RETRY_DEFAULTS: Required<SsmRetryOptions> = { maxAttempts: 8, maxDelayMs: 1_000, minSendRate: 0.5 };
+
+/** Full jitter (a random wait below `base * 2^attempt`), capped: the SDK's own curve grows to 20 s per retry. */
+class CappedJitterBackoff implements StandardRetryBackoffStrategy {
+  // The SDK sets the base before each computation: 1 s after a throttling error, 50 ms after a transient one.
+  private base = 50;
+
+  constructor(private readonly maxDelayMs: number) {}
+
+  setDelayBase(base: number): void {
+    this.base = base;
+  }
+
+  computeNextBackoffDelay(retry: number): number {
+    return Math.floor(Math.random() * Math.min(this.maxDelayMs, this.base * 2 ** retry));
+  }
+}
+
+/** Set on an error of a SendCommand attempt (see {@link sentAtMostOnce}): SSM may have run that command. */
+const NOT_REPEATABLE = Symbol('a SendCommand attempt that may have reached SSM');
+
+/** Connection failures before a request was written: nothing reached SSM, so sending again runs nothing twice. */
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * The SDK's adaptive retry (a CUBIC token bucket shared by every call made through the client, full-jitter backoff,
+ * a retry quota), except that a SendCommand attempt is repeated only when SSM throttled it or it never left this
+ * host: SendCommand is not idempotent, and after a timeout, a reset connection or a 5xx the command may be running.
+ */
+class SsmRetryStrategy extends AdaptiveRetryStrategy {
+  override async refreshRetryTokenForRetry(token: StandardRetryToken, info: RetryErrorInfo) {
+    const error = info.error as (Error & { code?: string; [NOT_REPEATABLE]?: boolean }) | undefined;
+    if (info.errorType !== 'THROTTLING' && error?.[NOT_REPEATABLE] && !NEVER_SENT_CODES.has(error.code ?? '')) {
+      throw new Error('SendCommand is not repeated after an error that may have followed its delivery');
+    }
+    return super.refreshRetryTokenForRetry(token, info);
+  }
+}
+
+/**
+ * The SSM client's configuration (give it to `new SSMClient(...)`): the retry strategy of {@link SsmRetryStrategy},
+ * whose rate limiter all calls of the client share. Fan-outs to many nodes meet SSM's rate limits.
+ */
+export function ssmClientConfig(options: SsmRetryOptions = {}): SSMClientConfig {
+  const { maxAttempts, maxDelayMs, minSendRate } = { ...SSM_RETRY_DEFAULTS, ...options };
+  return {
+    maxAttempts,
+    retryStrategy: new SsmRetryStrategy(maxAttempts, {
+      rateLimiter: new DefaultRateLimiter({ minFillRate: minSendRate }),
+      backoff: new CappedJitterBackoff(maxDelayMs),
+    }),
+  };
+}
+
+/**
+ * Marks every error of the command's attempts as not repeatable. The middleware runs inside the SDK's retry loop,
+ * once per attempt, so the retry strategy sees the mark on the attempt's error.
+ */
+function sentAtMostOnce(command: SendCommandCommand): SendCommandCommand {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        if (error !== null && typeof error === 'object') Object.assign(error, { [NOT_REPEATABLE]: true });
+        throw error;
+      }
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'sendCommandAtMostOnce' },
+  );
+  return command;
+}
+
+/** Runs `task` on every item, at most `limit` at a time, and answers in the items' order. */
+async function mapConcurrently<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 function isNamed(error: unknown, ...names: string[]): boolean {
   return error instanceof Error && names.includes(error.name);
+}
+
+/** SSM refused the call for its rate (ThrottlingException, HTTP 429, …): it ran nothing. */
+function isThrottled(error: unknown): boolean {
+  return error instanceof Error && isThrottlingError(error as Parameters<typeof isThrottlingError>[0]);
 }
 
 function describeError(error: unknown): string {
@@ -172,11 +290,13 @@ type Sent = { commandId: string } | { error: unknown };
 
 /**
  * Dispatcher on SSM RunCommand with our own document. Runs that share their parameters go out in one
- * SendCommand of up to 50 instances; throttled calls are retried by the SDK (adaptive retry mode, backoff
- * with jitter) as the client is configured. Output is read from the command's S3 output objects.
+ * SendCommand of up to 50 instances, up to {@link MAX_COMMANDS_IN_FLIGHT} commands at a time; throttled calls are
+ * retried by the SDK as the client is configured (see {@link ssmClientConfig}), then by the dispatcher in a few more
+ * rounds; a call that may have reached SSM is never sent again. Output is read from the command's S3 output objects.
  */
 export class SsmDispatcher implements Dispatcher {
   private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly ssm: SSMClient,
@@ -184,6 +304,7 @@ export class SsmDispatcher implements Dispatcher {
     private readonly options: SsmDispatcherOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   async dispatch(requests: DispatchRequest[]): Promise<DispatchResult[]> {
@@ -194,13 +315,21 @@ export class SsmDispatcher implements Dispatcher {
       const key = `${dispatchIdOf(request.run)}|${role}|${mode}|${duration}|${request.node.pid ?? ''}`;
       groups.set(key, [...(groups.get(key) ?? []), request]);
     }
-    const results: DispatchResult[] = [];
+    const batches: DispatchRequest[][] = [];
     for (const group of groups.values()) {
       for (let i = 0; i < group.length; i += MAX_INSTANCES_PER_COMMAND) {
-        results.push(...(await this.send(group.slice(i, i + MAX_INSTANCES_PER_COMMAND))));
+        batches.push(group.slice(i, i + MAX_INSTANCES_PER_COMMAND));
       }
     }
-    return results;
+    const results = await mapConcurrently(batches, MAX_COMMANDS_IN_FLIGHT, async (batch) => {
+      try {
+        return await this.send(batch);
+      } catch (error) {
+        // Only this batch's runs fail: the other batches' commands went out, and their runs keep their command ids.
+        return this.resultsOf(batch, { error });
+      }
+    });
+    return results.flat();
   }
 
   /**
@@ -298,32 +427,46 @@ export class SsmDispatcher implements Dispatcher {
     return batch.map(({ run }) => ({ runId: run.id, error }));
   }
 
+  /**
+   * One SendCommand, sent again (after a jittered pause) only while SSM throttled it through all of the SDK's
+   * attempts: a throttled call ran nothing.
+   */
   private async sendCommand(batch: DispatchRequest[]): Promise<Sent> {
+    for (let round = 1; ; round += 1) {
+      const sent = await this.sendCommandOnce(batch);
+      if (!('error' in sent) || round >= SEND_ROUNDS || !isThrottled(sent.error)) return sent;
+      await this.sleep(Math.floor(Math.random() * ROUND_PAUSE_MS));
+    }
+  }
+
+  private async sendCommandOnce(batch: DispatchRequest[]): Promise<Sent> {
     const [first] = batch as [DispatchRequest];
     // The runs are stored before this call: the dispatch id in the parameters finds them even if their sender dies
     // before it records the command id.
     const parameters = agentParameters(first.run, dispatchIdOf(first.run), first.node.pid);
     try {
       const { Command } = await this.ssm.send(
-        new SendCommandCommand({
-          DocumentName: this.options.documentName,
-          DocumentVersion: this.options.documentVersion,
-          InstanceIds: batch.map(({ node }) => node.id),
-          // Only the parameters that have a value: SSM refuses an empty string for a pattern that needs digits.
-          Parameters: Object.fromEntries(
-            Object.entries(parameters)
-              .filter(([, value]) => value !== '')
-              .map(([name, value]) => [name, [value]]),
-          ),
-          TimeoutSeconds: this.options.deliveryTimeoutSeconds,
-          // Each node's run is its own: one failing must not stop SSM from sending the others (MaxErrors is 0 by
-          // default, and then SSM cancels the invocations it has not started yet).
-          MaxErrors: '100%',
-          MaxConcurrency: '100%',
-          OutputS3BucketName: this.options.outputBucket,
-          OutputS3KeyPrefix: this.options.outputPrefix,
-          Comment: `flink-fleet-profiler ${first.run.mode} ${first.run.duration}s (${batch.length} run${batch.length > 1 ? 's' : ''})`,
-        }),
+        sentAtMostOnce(
+          new SendCommandCommand({
+            DocumentName: this.options.documentName,
+            DocumentVersion: this.options.documentVersion,
+            InstanceIds: batch.map(({ node }) => node.id),
+            // Only the parameters that have a value: SSM refuses an empty string for a pattern that needs digits.
+            Parameters: Object.fromEntries(
+              Object.entries(parameters)
+                .filter(([, value]) => value !== '')
+                .map(([name, value]) => [name, [value]]),
+            ),
+            TimeoutSeconds: this.options.deliveryTimeoutSeconds,
+            // Each node's run is its own: one failing must not stop SSM from sending the others (MaxErrors is 0 by
+            // default, and then SSM cancels the invocations it has not started yet).
+            MaxErrors: '100%',
+            MaxConcurrency: '100%',
+            OutputS3BucketName: this.options.outputBucket,
+            OutputS3KeyPrefix: this.options.outputPrefix,
+            Comment: `flink-fleet-profiler ${first.run.mode} ${first.run.duration}s (${batch.length} run${batch.length > 1 ? 's' : ''})`,
+          }),
+        ),
       );
       const commandId = Command?.CommandId;
       if (!commandId) throw new Error('SendCommand returned no command id');
