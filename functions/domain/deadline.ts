@@ -10,7 +10,8 @@ import type { Run } from './run.ts';
 
 /**
  * Seconds the agent's step may run beyond the profile's duration: attaching (asprof waits up to 60 s), writing
- * the profile (up to 30 s after the duration), converting the recording (twice up to 45 s) and encoding it all.
+ * the profile (up to 30 s after the duration), converting the recording (its two conversions side by side, up to
+ * 45 s) and reading back and encoding it all.
  */
 export const EXECUTION_MARGIN_SECONDS = 210;
 

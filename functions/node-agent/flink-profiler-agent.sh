@@ -82,7 +82,7 @@ readonly ASPROF_DEFAULT_LOCATIONS=(/usr/local/bin/asprof /opt/async-profiler/bin
 readonly MAX_HTML_BYTES_DEFAULT=$((64 * 1024 * 1024))
 readonly FILE_TIMEOUT=10     # seconds one file operation as the JVM's user may take (a planted FIFO would block)
 readonly READ_TIMEOUT=120    # seconds reading the flame graph back may take
-readonly CONVERT_TIMEOUT=45  # seconds one conversion of the recording may take (the service's deadline counts two)
+readonly CONVERT_TIMEOUT=45  # seconds the conversions of the recording may take (they run side by side)
 readonly CONVERTER_HEAP=512m # the converter's heap limit: its memory on the node stays bounded
 
 # ---- State -----------------------------------------------------------------------------------------
@@ -594,7 +594,7 @@ remove_scratch_dir() {
     fi
     rmdir -- "$dir/out" 2>/dev/null || log "could not remove $dir/out (still written to?); a later run removes it"
   fi
-  rm -f -- "$dir/html.gz" "$dir/collapsed.gz" "$dir/jfr.gz"
+  rm -f -- "$dir/html.gz" "$dir/collapsed.gz" "$dir/jfr.gz" "$dir"/convert-*
   rmdir -- "$dir" 2>/dev/null || true
 }
 
@@ -679,45 +679,66 @@ find_converter() {
     return 0
   fi
   exe=$(readlink -- "/proc/$pid/exe" 2>/dev/null) || exe=''
+  # The converter without arguments prints its usage: a trial run that proves the java and the jar before the
+  # session records anything (a recording nothing converts would be no flame graph).
   if [[ $exe != /* || $exe == *' (deleted)' ]] ||
-    ! as_jvm_user timeout -k 2 "$FILE_TIMEOUT" env -i PATH=/usr/bin:/bin "$exe" -version >/dev/null 2>&1 3>&-; then
-    converter_missing="the JVM's own java ($(shown "$exe")) does not run as its user (uid $jvm_uid) here"
+    ! as_jvm_user timeout -k 2 "$FILE_TIMEOUT" env -i PATH=/usr/bin:/bin "$exe" -XX:TieredStopAtLevel=1 -cp "$jar" \
+      one.convert.Main >/dev/null 2>&1 3>&-; then
+    converter_missing="async-profiler's converter $jar does not run with the JVM's own java (${exe//[^[:print:]]/?}) as its user (uid $jvm_uid) here"
     return 0
   fi
   converter=$jar
   java_bin=$exe
 }
 
-# Runs the converter as the JVM's user on the recording; $1 says what it makes (for the message), the rest are its
-# arguments. Fails the run when it fails: the recording is all there is then.
-run_converter() {
-  local what=$1 rc=0 out
+# Starts the converter in the background as the JVM's user on the recording; $1 is root's file for its output and
+# exit code (in the scratch directory, root's), the rest are its arguments. Sets converter_pid.
+converter_pid=''
+start_converter() {
+  local log=$1
   shift
-  out=$(as_jvm_user timeout -k 5 "$CONVERT_TIMEOUT" env -i PATH=/usr/bin:/bin "$java_bin" "-Xmx$CONVERTER_HEAP" \
-    -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$converter" one.convert.Main "$@" 2>&1 3>&-) || rc=$?
-  if [[ $rc != 0 ]]; then
-    out=${out//[[:cntrl:]]/ }
-    ((${#out} <= 300)) || out="${out:0:300}..."
-    if [[ $rc == 124 || $rc == 137 ]]; then
-      fail $EXIT_STOP_FAILED "$STOP_FAILED async-profiler's converter did not write the $what within ${CONVERT_TIMEOUT}s: profile for a shorter duration"
-    fi
-    fail $EXIT_STOP_FAILED "$STOP_FAILED async-profiler's converter could not write the $what from the recording (exit $rc): ${out:-no output}"
+  {
+    local rc=0
+    as_jvm_user timeout -k 5 "$CONVERT_TIMEOUT" env -i PATH=/usr/bin:/bin "$java_bin" "-Xmx$CONVERTER_HEAP" \
+      -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$converter" one.convert.Main "$@" >"$log" 2>&1 3>&- || rc=$?
+    printf '%s' "$rc" >"$log.rc"
+  } 3>&- &
+  converter_pid=$!
+}
+
+# Fails the run when the conversion that wrote $2 (its log) failed; $1 says what it makes (for the message).
+check_converter() {
+  local what=$1 log=$2 rc out
+  rc=$(head -c 8 -- "$log.rc" 2>/dev/null) || rc=''
+  [[ $rc != 0 ]] || return 0
+  out=$(head -c 2000 -- "$log" 2>/dev/null) || out=''
+  out=${out//[[:cntrl:]]/ }
+  ((${#out} <= 300)) || out="${out:0:300}..."
+  if [[ $rc == 124 || $rc == 137 ]]; then
+    fail $EXIT_STOP_FAILED "$STOP_FAILED async-profiler's converter did not write the $what within ${CONVERT_TIMEOUT}s: profile for a shorter duration"
   fi
+  fail $EXIT_STOP_FAILED "$STOP_FAILED async-profiler's converter could not write the $what from the recording (exit ${rc:-unknown}): ${out:-no output}"
 }
 
 # Writes the flame graph (as asprof itself would: its title, no thread frames) and the collapsed stacks (a thread
 # frame first on each line; hidden classes' and lambdas' names normalised, so runs of different JVMs compare) from
-# the one recording.
+# the one recording, both at once: each is a JVM start, and the run waits for them.
 convert_recording() {
-  local events title
+  local events title html_pid collapsed_pid
   case $result_mode in
     ALLOC) events=--alloc title='Allocation profile' ;;
     LOCK) events=--lock title='Lock profile' ;;
     WALL) events=--wall title='Wall clock profile' ;;
     *) events=--cpu title='CPU profile' ;;
   esac
-  run_converter 'flame graph' "$events" --title "$title" -o html "$out_file" "$out_dir/$run_id.html"
-  run_converter 'collapsed stacks' "$events" --threads --norm -o collapsed "$out_file" "$out_dir/$run_id.collapsed"
+  start_converter "$scratch_dir/convert-html" "$events" --title "$title" -o html "$out_file" "$out_dir/$run_id.html"
+  html_pid=$converter_pid
+  start_converter "$scratch_dir/convert-collapsed" "$events" --threads --norm -o collapsed "$out_file" \
+    "$out_dir/$run_id.collapsed"
+  collapsed_pid=$converter_pid
+  wait "$html_pid" "$collapsed_pid" || true
+  check_converter 'flame graph' "$scratch_dir/convert-html"
+  check_converter 'collapsed stacks' "$scratch_dir/convert-collapsed"
 }
 
 # ---- Mapping asprof failures -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -199,6 +199,9 @@ function expectFinished(run: AgentRun, message = 'Profiling Successful'): Finish
   const jfr = decoded.get('jfr');
   return { ...result, html, ...(collapsed === undefined ? {} : { collapsed }), ...(jfr ? { jfr } : {}) };
 }
+
+/** The java binary a process runs, as the agent reads it. */
+const javaOf = (pid: number) => readlinkSync(`/proc/${pid}/exe`);
 
 /** The frames of collapsed stacks' lines whose thread frame is `[<thread> tid=N]`, thread frames left out. */
 function collapsedFramesOfThread(collapsed: string, thread: RegExp): string[] {
@@ -601,6 +604,32 @@ describe('node agent: installation and input checks', () => {
     );
     expect(result.collapsed).toBeUndefined();
     expect(fixtureMethods(result.html)).toContain(fakeFlinkMethods.hot);
+  });
+
+  it('with a converter that does not run, records the flame graph as before and says why', async () => {
+    const home = await newTempDir('asprof-bad-converter-');
+    const bare = join(home, 'async-profiler', 'bin', 'asprof');
+    const lib = join(home, 'async-profiler', 'lib');
+    await mkdir(dirname(bare), { recursive: true });
+    await mkdir(lib, { recursive: true });
+    await copyFile(asprofPath, bare);
+    await copyFile(join(dirname(asprofPath), '..', 'lib', 'libasyncProfiler.so'), join(lib, 'libasyncProfiler.so'));
+    await writeFile(join(lib, 'converter.jar'), 'not a jar');
+    await chmod(bare, 0o755);
+    await chmod(join(lib, 'libasyncProfiler.so'), 0o644);
+    await chmod(join(lib, 'converter.jar'), 0o644);
+    const scratchBase = await newTempDir();
+
+    const run = await runAgent({ ASPROF: bare, SSM_duration: '1', FLINK_PROFILER_TMPDIR: scratchBase });
+
+    const result = expectFinished(run, resultMessageOf(run));
+    expect(result.message).toBe(
+      `Profiling Successful (flame graph only: async-profiler's converter ${join(lib, 'converter.jar')} does not run with the JVM's own java (${javaOf(taskManager.pid)}) as its user (uid ${process.getuid?.()}) here)`,
+    );
+    expect(result.collapsed).toBeUndefined();
+    expect(fixtureMethods(result.html)).toContain(fakeFlinkMethods.hot);
+    expect(await readdir(scratchBase)).toEqual([]);
+    expect(await profilerStatus(taskManager.pid)).toBe('Profiler is not active');
   });
 
   it.each([
