@@ -164,7 +164,7 @@ export class LocalDispatcher implements Dispatcher {
     if (record?.pid && record.startTime && processStartTime(record.pid) === record.startTime) {
       return { state: 'running' };
     }
-    if (record && !record.pid) {
+    if (record && record.pid === undefined) {
       // Accepted, never forked: this server stopped in between.
       return { state: 'lost', reason: 'The server stopped before the node agent was started; start a new run.' };
     }
