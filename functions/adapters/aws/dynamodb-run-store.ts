@@ -44,6 +44,21 @@ const commandKey = (commandId: string, node: string) => `${commandId}#${node}`;
 const sortKeyOfTime = (time: number) => String(time).padStart(15, '0');
 const runSortKey = (run: Pick<Run, 'triggerTime' | 'id'>) => `${sortKeyOfTime(run.triggerTime)}#${run.id}`;
 
+/*
+ * The fleet-wide listing (`byTime`). One partition for every run made every write of the service land on one
+ * partition, so runs are spread over `<day>#<shard>` partitions (the UTC day of the trigger time, and a hash of
+ * the id below RUN_TABLE.timeShards), sorted as every index is, by `<triggerTime>#<id>`. A listing merges them
+ * newest first: all of a day's runs sort above every older day's, so it opens one day at a time, querying that
+ * day's shards in parallel. It walks only the days that hold runs: before a day's first run, a store writes a
+ * RUN_DAY_ITEM for it (a base-table partition of one small item per day, read with one query per 32 days), so
+ * empty days cost nothing and the walk ends, soundly, where the recorded days and the legacy partition end; no
+ * lookback limit is needed, and runs with a trigger time in the future (clock skew) are still found.
+ *
+ * Migration: the sharded index is a new GSI on a new attribute (DynamoDB adds one GSI per table update); runs
+ * written before it carry only `allKey = ALL`, in the legacy index, which nothing writes any more. Listings read
+ * that partition as one more source of the same merge, so old runs stay listed, in place, until trimming has
+ * taken them all out of it; a later release can then drop the legacy index (or backfill `timeShardKey` first).
+ */
 const DAY_MS = 86_400_000;
 /** The UTC day of a time, `yyyy-mm-dd`: the first half of a `byTime` partition key. */
 const dayOf = (time: number) => new Date(time).toISOString().slice(0, 10);
@@ -333,11 +348,10 @@ export class DynamoDbRunStore implements RunStore {
   }
 
   /** The FilterExpression of a query's `where` and `teams`, expired runs left out, with its names and values. */
-  private filterOf(
-    query: RunQuery,
-  ): Pick<QueryCommandInput, 'FilterExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'> & {
-    ExpressionAttributeNames: Record<string, string>;
-    ExpressionAttributeValues: Record<string, unknown>;
+  private filterOf(query: RunQuery): {
+    expression: string;
+    names: Record<string, string>;
+    values: Record<string, unknown>;
   } {
     const { where, teams } = query;
     const conditions = Object.entries(where).filter(([, value]) => value !== undefined);
@@ -350,17 +364,17 @@ export class DynamoDbRunStore implements RunStore {
         ]
       : [];
     return {
-      ExpressionAttributeNames: {
+      names: {
         '#ttl': RUN_TABLE.ttlAttribute,
         ...(teams ? { '#teams': 'teams' } : {}),
         ...Object.fromEntries(conditions.map(([field]) => [`#${field}`, field])),
       },
-      ExpressionAttributeValues: {
+      values: {
         ':now': Math.floor(this.now() / 1000),
         ...Object.fromEntries(conditions.map(([field, value]) => [`:${field}`, value])),
         ...teamValues,
       },
-      FilterExpression: [
+      expression: [
         '(attribute_not_exists(#ttl) OR #ttl > :now)',
         ...conditions.map(([field]) => `#${field} = :${field}`),
         ...teamCondition,
@@ -381,9 +395,9 @@ export class DynamoDbRunStore implements RunStore {
       TableName: this.tableName,
       IndexName: indexName,
       KeyConditionExpression: '#key = :key',
-      ...filter,
-      ExpressionAttributeNames: { '#key': indexName, ...filter.ExpressionAttributeNames },
-      ExpressionAttributeValues: { ':key': key, ...filter.ExpressionAttributeValues },
+      FilterExpression: filter.expression,
+      ExpressionAttributeNames: { '#key': indexName, ...filter.names },
+      ExpressionAttributeValues: { ':key': key, ...filter.values },
       ScanIndexForward: false,
       ExclusiveStartKey: nextToken ? readPageToken(nextToken, query) : undefined,
     };
@@ -423,16 +437,16 @@ export class DynamoDbRunStore implements RunStore {
             TableName: this.tableName,
             IndexName: name,
             KeyConditionExpression: below ? '#key = :key AND #sort < :below' : '#key = :key',
-            ...filter,
+            FilterExpression: filter.expression,
             ExpressionAttributeNames: {
               '#key': name,
               ...(below ? { '#sort': RUN_TABLE.indexSortKey } : {}),
-              ...filter.ExpressionAttributeNames,
+              ...filter.names,
             },
             ExpressionAttributeValues: {
               ':key': key,
               ...(below ? { ':below': below } : {}),
-              ...filter.ExpressionAttributeValues,
+              ...filter.values,
             },
             ScanIndexForward: false,
             ExclusiveStartKey: startKey,
