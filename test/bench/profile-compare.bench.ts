@@ -23,22 +23,12 @@ import {
   type Profile,
   parseCollapsed,
 } from '#domain/profile/index.ts';
+import { seeded } from '#test/support/seeded.ts';
 
 const STACKS = Number(process.env.BENCH_PROFILE_STACKS ?? 100_000);
 const SMALL = Number(process.env.BENCH_PROFILE_SMALL ?? 40);
 const METHODS = 6_000;
 const CALLEES = 4;
-
-/** mulberry32: a small seeded generator, so that every run of the benchmark builds the same profiles. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const FLINK_PREFIX = [
   'java/lang/Thread.run_[j]',

@@ -26,6 +26,7 @@ import { LOCAL_CALLER } from '#domain/access.ts';
 import type { Discovery, FlinkNode, Logger } from '#domain/ports.ts';
 import { DEFAULT_SETTINGS, ProfilerService } from '#domain/profiler-service.ts';
 import { RuleService } from '#domain/rule-service.ts';
+import { seeded } from '#test/support/seeded.ts';
 
 const NODES = Number(process.env.BENCH_RULE_NODES ?? 1000);
 const THROTTLE_RATES = (process.env.BENCH_THROTTLE_RATES ?? '0,0.3,0.6').split(',').map(Number);
@@ -35,17 +36,6 @@ const AIMS_MS = new Map([
   [0.6, 30_000],
 ]);
 const LATENCY_MS = Number(process.env.BENCH_SSM_LATENCY_MS ?? 20);
-
-/** mulberry32: a small seeded generator, so that every run of the benchmark throttles the same calls. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface StubCounts {
   calls: number;

@@ -23,6 +23,7 @@ import type { RunFilter } from '#domain/ports.ts';
 import type { Run } from '#domain/run.ts';
 import { createRunTable } from '#test/support/aws-resources.ts';
 import startMoto from '#test/support/moto-global-setup.ts';
+import { seeded } from '#test/support/seeded.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10_000);
 const DAYS = Number(process.env.BENCH_DAYS ?? 30);
@@ -43,17 +44,6 @@ function report(name: string, samples: number[], extra = ''): void {
   console.log(
     `${name.padEnd(40)} n=${String(samples.length).padStart(4)}  p50 ${fmt(percentile(sorted, 50))}  p99 ${fmt(percentile(sorted, 99))}  max ${fmt(sorted[sorted.length - 1] ?? Number.NaN)}${extra}`,
   );
-}
-
-/** mulberry32: seeded, so every run of the benchmark writes the same runs. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** RUNS runs over the DAYS days before a fixed end, every 20th in the same millisecond as the one before. */
