@@ -14,8 +14,9 @@ import { registerRuleRoutes } from './rule-routes.ts';
 import {
   ClusterParams,
   ClustersSchema,
-  ErrorsSchema,
+  errorResponsesOf,
   FanOutResultSchema,
+  jsonContent,
   MeSchema,
   NodeOutputFileParams,
   NodeParams,
@@ -52,24 +53,12 @@ function toProfilingInfo(run: RunView): ProfilingInfo {
   return { ...visible, groupId: groupId ?? null };
 }
 
-const errorResponses = (...statuses: Array<400 | 404 | 409>) =>
-  Object.fromEntries(
-    statuses.map((status) => [
-      status,
-      { content: { 'application/json': { schema: ErrorsSchema } }, description: ERROR_DESCRIPTIONS[status] },
-    ]),
-  );
-
-const ERROR_DESCRIPTIONS = {
+const errorResponses = errorResponsesOf({
   400: 'bad input: each entry names the field and the rule',
   404: 'unknown cluster, node, run or file',
   409: 'the target is busy with another run',
-} as const;
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
 });
+const json = jsonContent;
 
 /**
  * The HTTP API, one Hono app for every way it runs: Lambda (`handle(app)`), the local server and tests

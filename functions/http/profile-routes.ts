@@ -4,7 +4,7 @@ import type { Caller } from '#domain/access.ts';
 import { PROFILE_FORMATS } from '#domain/artifacts.ts';
 import type { Link, ProfileReader } from '#domain/profile-read.ts';
 import { nameSchema } from '#domain/validation.ts';
-import { ErrorsSchema, pathParam, RunParams } from './schemas.ts';
+import { errorResponsesOf, jsonContent, pathParam, RunParams } from './schemas.ts';
 
 const GroupParams = z.object({ groupId: pathParam('id', 'groupId', '0d9c2f4e-4b7a-4a64-9d0b-3a4c5e6f7a8b') });
 
@@ -64,23 +64,11 @@ const LinkSchema = z
   .object({ url: z.string(), expiresAt: z.number().int().openapi({ description: 'epoch milliseconds' }) })
   .openapi('Link');
 
-const errors = (...statuses: Array<400 | 404>) =>
-  Object.fromEntries(
-    statuses.map((status) => [
-      status,
-      {
-        content: { 'application/json': { schema: ErrorsSchema } },
-        description: {
-          400: 'bad input: each entry names the field and the rule',
-          404: 'unknown run or group (or one of another team), or a run without that profile, saying why',
-        }[status],
-      },
-    ]),
-  );
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
+const errors = errorResponsesOf({
+  400: 'bad input: each entry names the field and the rule',
+  404: 'unknown run or group (or one of another team), or a run without that profile, saying why',
 });
+const json = jsonContent;
 
 /**
  * A link answer: 302 to the link, as downloads are; or, for a client that asks for JSON (`Accept:

@@ -4,29 +4,16 @@ import type { Caller } from '#domain/access.ts';
 import type { Rule } from '#domain/rule.ts';
 import { ruleReplaceSchema, ruleSpecSchema } from '#domain/rule.ts';
 import type { RuleService } from '#domain/rule-service.ts';
-import { ErrorsSchema, pathParam, RuleListSchema, RuleSchema } from './schemas.ts';
+import { errorResponsesOf, jsonContent, pathParam, RuleListSchema, RuleSchema } from './schemas.ts';
 
 const RuleParams = z.object({ id: pathParam('id', 'id', '0d9c2f4e-4b7a-4a64-9d0b-3a4c5e6f7a8b') });
 
-const errors = (...statuses: Array<400 | 404 | 409>) =>
-  Object.fromEntries(
-    statuses.map((status) => [
-      status,
-      {
-        content: { 'application/json': { schema: ErrorsSchema } },
-        description: {
-          400: 'bad input: each entry names the field and the rule',
-          404: "unknown rule or cluster (or one of another team's)",
-          409: 'the rule was changed since the version sent',
-        }[status],
-      },
-    ]),
-  );
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
+const errors = errorResponsesOf({
+  400: 'bad input: each entry names the field and the rule',
+  404: "unknown rule or cluster (or one of another team's)",
+  409: 'the rule was changed since the version sent',
 });
+const json = jsonContent;
 
 /** A rule without internal bookkeeping. */
 function toRuleView(rule: Rule): z.infer<typeof RuleSchema> {

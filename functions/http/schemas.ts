@@ -122,6 +122,24 @@ export const NodesSchema = z
   })
   .openapi('Nodes');
 
+/** A JSON response of the OpenAPI document: its schema and what it is. */
+export const jsonContent = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+/**
+ * The error responses of a group of routes, each an {@link ErrorsSchema} body with what the status means there:
+ * `const errors = errorResponsesOf({ 404: 'unknown rule' })`, then `...errors(404)` in a route's responses.
+ */
+export const errorResponsesOf =
+  <S extends 400 | 404 | 409>(descriptions: Record<S, string>) =>
+  (...statuses: S[]) =>
+    Object.fromEntries(statuses.map((status) => [status, jsonContent(ErrorsSchema, descriptions[status])])) as Record<
+      S,
+      ReturnType<typeof jsonContent<typeof ErrorsSchema>>
+    >;
+
 /** A path parameter of one kind of id: its one pattern (shown in the OpenAPI document) and its rule as the error. */
 export const pathParam = (kind: NameKind, name: string, example: string) =>
   nameSchema(kind).openapi({
