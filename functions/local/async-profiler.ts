@@ -16,23 +16,18 @@ const ASYNC_PROFILER_VERSION = AP_LOADER_VERSION.split('-')[0];
 /** The converter's jar in an async-profiler installation's lib/ (the node agent's name for it). */
 export const CONVERTER_JAR = 'converter.jar';
 
-async function isReadable(path: string): Promise<boolean> {
+/** Whether this process may use `path` as `mode` says (`constants.R_OK`, `constants.X_OK`). */
+async function mayAccess(path: string, mode: number): Promise<boolean> {
   try {
-    await access(path, constants.R_OK);
+    await access(path, mode);
     return true;
   } catch {
     return false;
   }
 }
 
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const isReadable = (path: string) => mayAccess(path, constants.R_OK);
+const isExecutable = (path: string) => mayAccess(path, constants.X_OK);
 
 /** Finds `asprof` on PATH, as the node agent would. */
 export async function findAsprofOnPath(pathVariable = process.env.PATH ?? ''): Promise<string | undefined> {
