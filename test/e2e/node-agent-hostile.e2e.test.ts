@@ -391,8 +391,11 @@ describe('node agent on a hostile node: the JVM user plants links, FIFOs and ren
     const next = await runAgent({ FLINK_PROFILER_TMPDIR: base });
 
     for (const run of runs) {
+      // Which message depends on what the watcher had planted when the agent looked: something that is no plain file
+      // of the JVM's user, a file it could not read in time, or (on a busy machine, where the watcher is slow) nothing
+      // at all, which is what the stand-in, a JVM that writes nothing, leaves.
       expect(expectFailed(run, 7)).toMatch(
-        /^Stop profiler failed\. (\S+ is not a plain file written by the JVM's user \(uid 65534\)|Could not read \S+ as the JVM's user \(uid 65534\) within \d+s)$/,
+        /^Stop profiler failed\. (\S+ is not a plain file written by the JVM's user \(uid 65534\)|Could not read \S+ as the JVM's user \(uid 65534\) within \d+s|The JVM \(uid 65534\) could not write \S+: FLINK_PROFILER_TMPDIR .*)$/,
       );
       expect(run.ms).toBeLessThan(60_000);
     }
