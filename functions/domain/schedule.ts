@@ -1,4 +1,4 @@
-import { IANAZone } from 'luxon';
+import { tzOffset } from '@date-fns/tz';
 import { ValidationError } from './errors.ts';
 
 /**
@@ -302,7 +302,7 @@ export function parseSchedule(expression: string): Schedule {
 /** What is wrong with a time-zone name, or undefined when it is an IANA time zone this runtime knows. */
 export function timeZoneProblem(timeZone: string): string | undefined {
   // Names only (Europe/Berlin, UTC): offsets such as +01:00 are not time zones in EventBridge's sense.
-  if (/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(timeZone) && IANAZone.isValidZone(timeZone)) return undefined;
+  if (/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(timeZone) && isKnownTimeZone(timeZone)) return undefined;
   return `'${timeZone}' is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)`;
 }
 
@@ -366,16 +366,26 @@ function dayMatches(cron: CronSchedule, year: number, month: number, day: number
   }
 }
 
-const zones = new Map<string, IANAZone>();
-function zoneOf(timeZone: string): IANAZone {
-  let zone = zones.get(timeZone);
-  if (!zone) {
+/** Whether the runtime's time-zone database knows the name (Intl refuses a name it does not know). */
+function isKnownTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const checkedZones = new Set<string>();
+/** The zone's offset from UTC in minutes at an instant, from the runtime's time-zone database. */
+function offsetMinutes(timeZone: string, instant: number): number {
+  if (!checkedZones.has(timeZone)) {
+    // tzOffset reads an offset out of a name it does not know (`Foo+05`): only a known zone gets that far.
     const problem = timeZoneProblem(timeZone);
     if (problem) throw new ValidationError(`timezone: ${problem}`);
-    zone = IANAZone.create(timeZone);
-    zones.set(timeZone, zone);
+    checkedZones.add(timeZone);
   }
-  return zone;
+  return tzOffset(timeZone, new Date(instant));
 }
 
 /**
@@ -383,21 +393,24 @@ function zoneOf(timeZone: string): IANAZone {
  * undefined when it does not occur (clocks spring forward over it).
  */
 export function resolveLocalTime(local: LocalDateTime, timeZone: string): number | undefined {
-  const zone = zoneOf(timeZone);
   const asUtc = Date.UTC(local.year, local.month - 1, local.day, local.hour, local.minute, local.second);
   const day = 24 * 60 * MINUTE_MS;
   // The offsets in force around that time; each gives a candidate instant, kept only if the zone agrees.
-  const offsets = new Set([zone.offset(asUtc - day), zone.offset(asUtc), zone.offset(asUtc + day)]);
+  const offsets = new Set([
+    offsetMinutes(timeZone, asUtc - day),
+    offsetMinutes(timeZone, asUtc),
+    offsetMinutes(timeZone, asUtc + day),
+  ]);
   const instants = [...offsets]
-    .map((offsetMinutes) => asUtc - offsetMinutes * MINUTE_MS)
-    .filter((instant) => zone.offset(instant) * MINUTE_MS === asUtc - instant)
+    .map((offset) => asUtc - offset * MINUTE_MS)
+    .filter((instant) => offsetMinutes(timeZone, instant) * MINUTE_MS === asUtc - instant)
     .sort((a, b) => a - b);
   return instants[0];
 }
 
 /** The wall-clock time of an instant in a zone. */
 export function localTimeOf(instant: number, timeZone: string): LocalDateTime {
-  const offset = zoneOf(timeZone).offset(instant);
+  const offset = offsetMinutes(timeZone, instant);
   const t = new Date(instant + offset * MINUTE_MS);
   return {
     year: t.getUTCFullYear(),

@@ -119,6 +119,11 @@ describe('schedule expressions: parsing', () => {
       "'Mars/Olympus_Mons' is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)",
     );
     expect(timeZoneProblem('+01:00')).toMatch(/is not an IANA time zone/);
+    // A name with an offset in it is still no zone (the offset library would read +05 out of it).
+    expect(timeZoneProblem('Foo+05')).toMatch(/is not an IANA time zone/);
+    expect(() => nextFireAfter(parseSchedule('cron(0 2 * * ? *)'), 'Foo+05', Date.UTC(2026, 0, 1))).toThrow(
+      /^timezone: 'Foo\+05' is not an IANA time zone/,
+    );
   });
 });
 
