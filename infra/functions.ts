@@ -196,11 +196,13 @@ export class Functions extends Construct {
           conditions: { StringLike: { [`ssm:resourceTag/${props.clusterTag}`]: '*' } },
         }),
       );
+      // Discovery reads the cluster, role and team tags of EC2 instances through the Tagging API.
       fn.addToRolePolicy(
-        new iam.PolicyStatement({ sid: 'FindFlinkNodes', actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+        new iam.PolicyStatement({ sid: 'FindFlinkNodes', actions: ['tag:GetResources'], resources: ['*'] }),
       );
-      // When SSM refuses a batch for one unmanaged node (InvalidInstanceId), the dispatcher asks which ones are
-      // managed, fails those that are not and sends the rest.
+      // Discovery asks SSM which tagged instances it manages and whether their agents answer. And when SSM refuses
+      // a batch for one unmanaged node (InvalidInstanceId), the dispatcher asks which ones are managed, fails those
+      // that are not and sends the rest.
       fn.addToRolePolicy(
         new iam.PolicyStatement({
           sid: 'TellManagedNodes',
@@ -239,7 +241,7 @@ export class Functions extends Construct {
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
           'The basic execution role only lets the function write its own logs.',
         'AwsSolutions-IAM5[Resource::*]':
-          'ssm:GetCommandInvocation, ssm:DescribeInstanceInformation and ec2:DescribeInstances support no resource-level permissions.',
+          'ssm:GetCommandInvocation, ssm:DescribeInstanceInformation and tag:GetResources support no resource-level permissions.',
         [`AwsSolutions-IAM5[Resource::<${stackRef(props.table as unknown as Construct)}.Arn>/index/*]`]:
           "The function queries the run table's indexes.",
         [`AwsSolutions-IAM5[Resource::<${stackRef(props.artifacts as unknown as Construct)}.Arn>/profiles/*]`]:

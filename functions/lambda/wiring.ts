@@ -2,10 +2,10 @@ import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { type AwsClients, createAwsClients } from '#adapters/aws/clients.ts';
 import { DynamoDbRuleStore } from '#adapters/aws/dynamodb-rule-store.ts';
 import { DynamoDbRunStore } from '#adapters/aws/dynamodb-run-store.ts';
-import { Ec2Discovery } from '#adapters/aws/ec2-discovery.ts';
 import { EventBridgeRuleScheduler } from '#adapters/aws/eventbridge-rule-scheduler.ts';
 import { S3ArtifactStore } from '#adapters/aws/s3-artifact-store.ts';
 import { SsmDispatcher } from '#adapters/aws/ssm-dispatcher.ts';
+import { TaggedNodeDiscovery } from '#adapters/aws/tagged-node-discovery.ts';
 import type { Logger, RuleScheduler } from '#domain/ports.ts';
 import { ProfilerService } from '#domain/profiler-service.ts';
 import { RuleService } from '#domain/rule-service.ts';
@@ -19,6 +19,12 @@ export function createLambdaLogger(): Logger {
     warn: (message, details) => logger.warn(message, details ?? {}),
     error: (message, details) => logger.error(message, details ?? {}),
   };
+}
+
+/** Flink nodes on AWS: tagged EC2 instances that SSM manages. */
+function createDiscovery(config: AwsConfig, clients: AwsClients): TaggedNodeDiscovery {
+  const { clusterTag, roleTag, teamTag } = config;
+  return new TaggedNodeDiscovery(clients.ssm, clients.tagging, { clusterTag, roleTag, teamTag });
 }
 
 /** The profiler over the AWS adapters; each Lambda entry builds it once, at cold start. */
@@ -39,11 +45,7 @@ export function createAwsProfiler(
       deliveryTimeoutSeconds: config.deliveryTimeoutSeconds,
       graceSeconds: config.settings.graceSeconds,
     }),
-    discovery: new Ec2Discovery(clients.ec2, {
-      clusterTag: config.clusterTag,
-      roleTag: config.roleTag,
-      teamTag: config.teamTag,
-    }),
+    discovery: createDiscovery(config, clients),
     settings: config.settings,
     log,
   });
@@ -75,11 +77,7 @@ export function createAwsRuleService(options: {
     scheduler,
     profiler,
     teamsInForce: true,
-    discovery: new Ec2Discovery(clients.ec2, {
-      clusterTag: config.clusterTag,
-      roleTag: config.roleTag,
-      teamTag: config.teamTag,
-    }),
+    discovery: createDiscovery(config, clients),
     log,
   });
 }

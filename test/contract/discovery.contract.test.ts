@@ -1,8 +1,12 @@
 import { EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
-import { Ec2Discovery } from '#adapters/aws/ec2-discovery.ts';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { vi } from 'vitest';
+import { TaggedNodeDiscovery } from '#adapters/aws/tagged-node-discovery.ts';
 import { LOCAL_CLUSTER, ProcDiscovery } from '#adapters/local/proc-discovery.ts';
 import { launchFlinkInstance, uniqueName } from '#test/support/aws-resources.ts';
 import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
+import { installSsmAsAws, type SsmAsAws } from '#test/support/ssm-as-aws.ts';
 import { describeDiscoveryContract } from './discovery.contract.ts';
 
 describeDiscoveryContract('/proc (local mode)', async () => {
@@ -28,17 +32,31 @@ describeDiscoveryContract('/proc (local mode)', async () => {
   };
 });
 
-describeDiscoveryContract('EC2 tags (AWS)', async () => {
+/** SSM as AWS has it (moto answers DescribeInstanceInformation with HTTP 500): one for every test of the AWS adapter. */
+let ssmAsAws: SsmAsAws | undefined;
+
+describeDiscoveryContract('EC2 tags and SSM (AWS)', async () => {
+  ssmAsAws ??= installSsmAsAws();
+  const ssm = ssmAsAws;
   const ec2 = new EC2Client({});
   const cluster = uniqueName('cluster');
   const tags = { clusterTag: 'flink-profiler:cluster', roleTag: 'flink-profiler:role', teamTag: 'flink-profiler:team' };
   return {
-    discovery: new Ec2Discovery(ec2, tags),
+    discovery: new TaggedNodeDiscovery(new SSMClient({}), new ResourceGroupsTaggingAPIClient({}), tags),
     cluster,
-    addNode: (role) => launchFlinkInstance(cluster, role),
+    addNode: async (role) => {
+      const id = await launchFlinkInstance(cluster, role);
+      // Its SSM agent registers: SSM manages the instance.
+      ssm.register(id);
+      return id;
+    },
+    // SSM describes no terminated instance; the Tagging API still lists it for a while (moto: for good).
     removeNode: async (id) => {
       await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
     },
-    cleanup: async () => {},
+    cleanup: async () => {
+      vi.restoreAllMocks();
+      ssmAsAws = undefined;
+    },
   };
 });

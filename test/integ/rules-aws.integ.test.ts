@@ -16,7 +16,7 @@ import { ENV } from '#shared/config.ts';
 import { launchFlinkInstance, provisionFunctionEnvironment, uniqueName } from '#test/support/aws-resources.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { repoRoot } from '#test/support/paths.ts';
-import { recordSendCommands } from '#test/support/ssm-agent-stand-in.ts';
+import { installSsmAsAws } from '#test/support/ssm-as-aws.ts';
 import { lambdaBuildOptions } from '../../infra/lambda-bundles.ts';
 
 /**
@@ -44,17 +44,20 @@ describe('scheduled profiling rules through the Lambda handlers', () => {
   let sendCommandInputs: SendCommandCommandInput[] = [];
 
   beforeAll(async () => {
+    // SSM as AWS has it (moto describes no managed nodes): discovery lists the instances SSM manages.
+    const ssm = installSsmAsAws();
     taskManagers = (
       await Promise.all([launchFlinkInstance(cluster, 'taskmanager'), launchFlinkInstance(cluster, 'taskmanager')])
     ).sort();
-    await launchFlinkInstance(cluster, 'jobmanager');
+    const jobManager = await launchFlinkInstance(cluster, 'jobmanager');
+    for (const id of [...taskManagers, jobManager]) ssm.register(id);
     await scheduler.send(new CreateScheduleGroupCommand({ Name: group }));
     await provisionFunctionEnvironment({
       [ENV.scheduleGroup]: group,
       [ENV.tickFunctionArn]: TICK_ARN,
       [ENV.schedulerRoleArn]: ROLE_ARN,
     });
-    sendCommandInputs = recordSendCommands();
+    sendCommandInputs = ssm.sent;
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     tick = (await import('#lambda/tick.lambda.ts')).handler as Handler;
   });

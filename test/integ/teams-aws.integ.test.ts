@@ -1,11 +1,16 @@
 import { CreateTagsCommand, DeleteTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SCHEDULED_TIME, scheduleNameOf } from '#adapters/aws/eventbridge-rule-scheduler.ts';
 import { ENV } from '#shared/config.ts';
-import { launchFlinkInstance, provisionFunctionEnvironment, uniqueName } from '#test/support/aws-resources.ts';
+import {
+  launchFlinkInstance as launchInstance,
+  provisionFunctionEnvironment,
+  uniqueName,
+} from '#test/support/aws-resources.ts';
 import { httpApiEvent, lambdaContext, userClaims } from '#test/support/lambda-events.ts';
-import { recordSendCommands } from '#test/support/ssm-agent-stand-in.ts';
+import { installSsmAsAws, type SsmAsAws } from '#test/support/ssm-as-aws.ts';
 
 /**
  * Teams on the AWS path, through the real API and tick Lambda handlers against a local AWS endpoint (moto_server,
@@ -42,7 +47,17 @@ describe('teams through the Lambda handlers', () => {
   let alphaInstances: string[];
   let betaTaskManager: string;
 
+  /** SSM as AWS has it (moto describes no managed nodes): discovery lists the instances SSM manages. */
+  let ssm: SsmAsAws;
+  /** An instance tagged as a Flink node whose SSM agent registered. */
+  const launchFlinkInstance = async (...args: Parameters<typeof launchInstance>) => {
+    const id = await launchInstance(...args);
+    ssm.register(id);
+    return id;
+  };
+
   beforeAll(async () => {
+    ssm = installSsmAsAws();
     alphaTaskManagers = await Promise.all([
       launchFlinkInstance(alpha, 'taskmanager', 'team-a'),
       launchFlinkInstance(alpha, 'taskmanager', 'team-a'),
@@ -62,7 +77,6 @@ describe('teams through the Lambda handlers', () => {
       [ENV.maxFanOut]: String(MAX_FAN_OUT),
       [ENV.maxFiringSeconds]: String(MAX_FIRING_SECONDS),
     });
-    recordSendCommands();
     api = (await import('#lambda/api.lambda.ts')).handler as Handler;
     tick = (await import('#lambda/tick.lambda.ts')).handler as Handler;
   });
@@ -155,17 +169,22 @@ describe('teams through the Lambda handlers', () => {
   });
 
   describe('names are names', () => {
-    let describeCalls: number;
+    let taggingCalls: number;
+    let ssmDescribesBefore: number;
     beforeEach(() => {
-      describeCalls = 0;
-      const send = EC2Client.prototype.send;
-      vi.spyOn(EC2Client.prototype, 'send').mockImplementation(function (this: EC2Client, ...args: unknown[]) {
-        describeCalls += 1;
+      taggingCalls = 0;
+      ssmDescribesBefore = ssm.described.length;
+      const send = ResourceGroupsTaggingAPIClient.prototype.send;
+      vi.spyOn(ResourceGroupsTaggingAPIClient.prototype, 'send').mockImplementation(function (
+        this: ResourceGroupsTaggingAPIClient,
+        ...args: unknown[]
+      ) {
+        taggingCalls += 1;
         return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
       } as typeof send);
     });
 
-    it('refuses wildcards and other non-names with 400 before any call to EC2', async () => {
+    it('refuses wildcards and other non-names with 400 before any call to SSM or the Tagging API', async () => {
       const rule = 'must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit';
       const requests: Array<[string, string, unknown?]> = [
         ['GET', '/clusters/*/nodes'],
@@ -191,7 +210,8 @@ describe('teams through the Lambda handlers', () => {
       expect(fanOut).toEqual({ status: 400, body: { errors: [`nodes.0: ${rule}`] } });
       const ruleBody = { ...nightly(alpha), cluster: 'prod?' };
       expect((await admin('POST', '/rules', ruleBody)).body).toEqual({ errors: [`cluster: ${rule}`] });
-      expect(describeCalls).toBe(0);
+      expect(taggingCalls).toBe(0);
+      expect(ssm.described.length).toBe(ssmDescribesBefore);
     });
   });
 

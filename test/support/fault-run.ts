@@ -221,7 +221,8 @@ export async function runFaultRun(options: FaultRunOptions): Promise<FaultRunFig
     for (const id of ids) {
       const fault = deck.pop() as NodeFault;
       faults.set(id, fault);
-      if (fault.kind !== 'unmanaged') ssm.register(id);
+      // An unmanaged node: listed by discovery, gone from SSM by the time its command is sent.
+      ssm.register(id, {}, { leavesBeforeFirstCommand: fault.kind === 'unmanaged' });
     }
   }
 

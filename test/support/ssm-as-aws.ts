@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import {
   type Command,
   DescribeInstanceInformationCommand,
@@ -30,7 +31,9 @@ import { AGENT_STEP_NAME } from '#node-agent/agent-parameters.ts';
  * accepts any instance id, names instances a command was not sent to in its command records, and answers
  * DescribeInstanceInformation with HTTP 500). Installed per test on
  * `SSMClient.prototype.send`, so the clients the Lambda functions build at cold start go through it too; undo it
- * with `vi.restoreAllMocks()`. What it does not model (tag targets, other filters) throws, never answers leniently.
+ * with `vi.restoreAllMocks()`. DescribeInstanceInformation takes SSM's tag filters (`tag-key`, `tag:<key>`) over the
+ * tags EC2 (moto) has for the managed nodes, and leaves out the ones EC2 says are stopped or terminated, as SSM does.
+ * What it does not model (tag targets, other filters) throws, never answers leniently.
  */
 
 const ACCOUNT = '123456789012';
@@ -121,8 +124,16 @@ export interface SsmAsAwsOptions {
 }
 
 export interface SsmAsAws {
-  /** Makes `instanceId` a managed node (PingStatus Online unless `info` says otherwise); SendCommand refuses others. */
-  register(instanceId: string, info?: Partial<InstanceInformation>): void;
+  /**
+   * Makes `instanceId` a managed node (PingStatus Online unless `info` says otherwise); SendCommand refuses others.
+   * `leavesBeforeFirstCommand`: the node is listed until the first SendCommand that names it, and is no managed node
+   * from then on (its instance stopped, or its agent deregistered, after discovery listed it).
+   */
+  register(
+    instanceId: string,
+    info?: Partial<InstanceInformation>,
+    lifecycle?: { leavesBeforeFirstCommand?: boolean },
+  ): void;
   /** Every SendCommand input, as sent, refused or not. */
   readonly sent: SendCommandCommandInput[];
   /** Every DescribeInstanceInformation input, as sent. */
@@ -137,6 +148,7 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
     throw new Error('SSMClient.prototype.send is already spied on (recordSendCommands?): use SsmAsAws.sent instead');
   }
   const managed = new Map<string, InstanceInformation>();
+  const leavingBeforeFirstCommand = new Set<string>();
   const sent: SendCommandCommandInput[] = [];
   const described: DescribeInstanceInformationCommandInput[] = [];
   const send = SSMClient.prototype.send as (this: SSMClient, ...args: unknown[]) => Promise<unknown>;
@@ -145,6 +157,9 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
     const { input } = command;
     sent.push(input);
     if (input.Targets?.length) throw new Error('SendCommand by Targets is not modelled by the SSM stand-in');
+    for (const id of input.InstanceIds ?? []) {
+      if (leavingBeforeFirstCommand.delete(id)) managed.delete(id);
+    }
     // One id that is no managed node fails the whole call: nothing is sent to the others either.
     const unknown = (input.InstanceIds ?? []).filter((id) => !managed.has(id));
     if (unknown.length > 0) {
@@ -208,9 +223,9 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
     };
   }
 
-  function describeInstanceInformation(
+  async function describeInstanceInformation(
     input: DescribeInstanceInformationCommandInput,
-  ): DescribeInstanceInformationCommandOutput {
+  ): Promise<DescribeInstanceInformationCommandOutput> {
     described.push(input);
     if (input.InstanceInformationFilterList) {
       throw new Error('InstanceInformationFilterList (deprecated) is not modelled by the SSM stand-in: use Filters');
@@ -224,8 +239,16 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
         $metadata: metadata(400),
       });
     }
-    let nodes = [...managed.values()];
-    for (const filter of input.Filters ?? []) {
+    const filters = input.Filters ?? [];
+    const isTagFilter = (key: string | undefined) => key === 'tag-key' || key?.startsWith('tag:');
+    if (filters.some((f) => isTagFilter(f.Key)) && filters.some((f) => !isTagFilter(f.Key))) {
+      throw new Error('SSM refuses tag filters combined with other filter types; the stand-in does not model how');
+    }
+    // SSM describes no node that is stopped or terminated, and reads an EC2 instance's tags from EC2.
+    const ec2 = await ec2View([...managed.keys()]);
+    let nodes = [...managed.values()].filter((node) => ec2.get(node.InstanceId ?? '')?.running ?? true);
+    const tagsOf = (node: InstanceInformation) => ec2.get(node.InstanceId ?? '')?.tags ?? new Map<string, string>();
+    for (const filter of filters) {
       const values = filter.Values ?? [];
       if (values.length === 0) {
         throw new InvalidInstanceInformationFilterValue({
@@ -233,7 +256,15 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
           $metadata: metadata(400),
         });
       }
-      if (filter.Key === 'InstanceIds') {
+      if (filter.Key === 'tag-key') {
+        nodes = nodes.filter((node) => values.some((key) => tagsOf(node).has(key)));
+      } else if (filter.Key?.startsWith('tag:')) {
+        const key = filter.Key.slice('tag:'.length);
+        if (values.some((value) => /[*?]/.test(value))) {
+          throw new Error('Wildcards in SSM tag filter values are not modelled by the SSM stand-in');
+        }
+        nodes = nodes.filter((node) => values.includes(tagsOf(node).get(key) ?? '\u0000'));
+      } else if (filter.Key === 'InstanceIds') {
         const unknown = values.filter((id) => !managed.has(id));
         if (unknown.length > 0 && options.describeUnknownIds === 'InvalidInstanceId') {
           throw new InvalidInstanceId({ message: 'Instance Id is invalid', $metadata: metadata(400) });
@@ -272,7 +303,7 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
   ) {
     if (command instanceof SendCommandCommand) return sendCommand(this, command);
     if (command instanceof GetCommandInvocationCommand) return getCommandInvocation(command.input);
-    if (command instanceof DescribeInstanceInformationCommand) return describeInstanceInformation(command.input);
+    if (command instanceof DescribeInstanceInformationCommand) return await describeInstanceInformation(command.input);
     if (command instanceof ListCommandsCommand) {
       // The ids each command was sent to, not moto's, and only the commands sent to the instance asked about.
       const output = (await send.call(this, command, ...rest)) as ListCommandsCommandOutput;
@@ -287,8 +318,9 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
   } as typeof SSMClient.prototype.send);
 
   return {
-    register(instanceId, info = {}) {
+    register(instanceId, info = {}, lifecycle = {}) {
       managed.set(instanceId, instanceInformation(instanceId, managed.size, info));
+      if (lifecycle.leavesBeforeFirstCommand) leavingBeforeFirstCommand.add(instanceId);
     },
     sent,
     described,
@@ -298,6 +330,33 @@ export function installSsmAsAws(options: SsmAsAwsOptions = {}): SsmAsAws {
       return { ...found.command, DocumentVersion: found.documentVersion ?? found.command.DocumentVersion };
     },
   };
+}
+
+/**
+ * What EC2 (moto) says of the ids: whether each is running, and its tags. Ids EC2 does not know (the recorded
+ * fixtures' nodes) are left out and count as running with no tags.
+ */
+async function ec2View(ids: string[]): Promise<Map<string, { running: boolean; tags: Map<string, string> }>> {
+  const view = new Map<string, { running: boolean; tags: Map<string, string> }>();
+  if (ids.length === 0) return view;
+  const ec2 = new EC2Client({});
+  try {
+    // A filter, not InstanceIds: EC2 refuses the whole call for one id it does not know.
+    for await (const page of paginateDescribeInstances(
+      { client: ec2 },
+      { Filters: [{ Name: 'instance-id', Values: ids }] },
+    )) {
+      for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        view.set(instance.InstanceId ?? '', {
+          running: instance.State?.Name === 'running',
+          tags: new Map((instance.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+        });
+      }
+    }
+  } finally {
+    ec2.destroy();
+  }
+  return view;
 }
 
 function encodeToken(token: { offset: number; query: string }): string {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { literalFilterValue } from '#adapters/aws/ec2-discovery.ts';
 import { isName, NAME_PATTERNS } from '#domain/names.ts';
 import { callerFromJwtClaims, groupsOf } from '#http/caller.ts';
 import { createTestService } from '#test/support/unit-fakes.ts';
@@ -83,11 +82,6 @@ describe('name patterns', () => {
       expect(pattern.source.startsWith('^') && pattern.source.endsWith('$')).toBe(true);
       expect(pattern.test('*')).toBe(false);
     }
-  });
-
-  it('escapes what EC2 filters read as wildcards, as a second line of defence', () => {
-    expect(literalFilterValue('prod')).toBe('prod');
-    expect(literalFilterValue('p*o?d\\')).toBe('p\\*o\\?d\\\\');
   });
 });
 

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client } from '@aws-sdk/client-ec2';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -24,7 +24,8 @@ export function createAwsClients() {
     // Fan-outs to many nodes meet SSM's rate limits: the SDK's adaptive retry, tuned for them (one rate limiter for
     // every call of the client), and SendCommand never repeated once it may have run.
     ssm: new SSMClient(ssmClientConfig()),
-    ec2: new EC2Client({}),
+    // Discovery reads instances' tags here, and which of them SSM manages through `ssm`.
+    tagging: new ResourceGroupsTaggingAPIClient({}),
     scheduler: new SchedulerClient({}),
   };
 }
