@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { type CfnStage, HttpApi, HttpRoute, HttpRouteKey } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -9,7 +8,6 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
@@ -17,18 +15,11 @@ import { Construct } from 'constructs';
 import { DERIVED_PREFIX } from '#domain/artifacts.ts';
 import { ENV } from '../functions/shared/config.ts';
 import { FailedInvocations } from './failed-invocations.ts';
-import {
-  ESM_REQUIRE_BANNER,
-  LAMBDA_ENTRIES,
-  LAMBDA_NODE_MAJOR,
-  type LambdaName,
-  lambdaBuildOptions,
-} from './lambda-bundles.ts';
+import { LAMBDA_HANDLER, type LambdaName } from './lambda-bundles.ts';
+import { lambdaCode } from './lambda-code.ts';
 import { acknowledge } from './nag.ts';
 import type { Guardrails } from './settings.ts';
 import { defaultDomainPrefix, SIGN_IN_SCOPES } from './sign-in.ts';
-
-const REPO_ROOT = join(import.meta.dirname, '..');
 
 export interface FunctionsProps {
   table: dynamodb.ITableV2;
@@ -65,7 +56,7 @@ export class Functions extends Construct {
   /** Cognito's hosted sign-in, deployed always. */
   readonly signInDomain: cognito.UserPoolDomain;
   readonly adminGroup: cognito.CfnUserPoolGroup;
-  readonly handlers: Record<LambdaName, nodejs.NodejsFunction>;
+  readonly handlers: Record<LambdaName, lambda.Function>;
   /** Where the completion, reconciler and tick functions' failed invocations go, alarmed. */
   readonly failedInvocations: FailedInvocations;
   private webClient?: cognito.UserPoolClient;
@@ -86,29 +77,17 @@ export class Functions extends Construct {
 
     /** A construct's logical id, as cdk-nag writes it in finding ids (`<LogicalId.Arn>`). */
     const stackRef = (construct: Construct) => stack.resolve((construct.node.defaultChild as CfnElement).logicalId);
-    const build = lambdaBuildOptions('', '');
     const makeFunction = (name: LambdaName, timeout: Duration) =>
-      new nodejs.NodejsFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}Function`, {
-        entry: join(REPO_ROOT, LAMBDA_ENTRIES[name]),
-        projectRoot: REPO_ROOT,
-        depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      new lambda.Function(this, `${name[0]?.toUpperCase()}${name.slice(1)}Function`, {
+        // Bundled at synth as the tests and benchmarks build it (infra/lambda-bundles.ts); never Docker.
+        code: lambdaCode(name),
+        handler: LAMBDA_HANDLER,
         runtime: lambda.Runtime.NODEJS_22_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
         timeout,
         environment,
         logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: props.logRetentionDays as logs.RetentionDays }),
-        bundling: {
-          // The same options the tests and benchmarks build with (infra/lambda-bundles.ts); never Docker.
-          forceDockerBundling: false,
-          format: nodejs.OutputFormat.ESM,
-          target: `node${LAMBDA_NODE_MAJOR}`,
-          minify: build.minify,
-          sourceMap: build.sourcemap === true,
-          mainFields: build.mainFields,
-          banner: ESM_REQUIRE_BANNER,
-          bundleAwsSDK: true,
-        },
       });
     this.handlers = {
       api: makeFunction('api', Duration.seconds(29)),

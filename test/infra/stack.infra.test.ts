@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { RUN_TABLE } from '#adapters/aws/run-table.ts';
 import { PAGE_CSP } from '#local/web-assets.ts';
 import { ENV } from '#shared/config.ts';
+import { ZOD_FOREIGN_MESSAGES } from '#test/support/lambda-bundles.ts';
 import { createApp } from '../../infra/app.ts';
 import type { FlinkFleetProfilerStack } from '../../infra/stack.ts';
 
@@ -213,6 +214,20 @@ describe('the CDK stack', () => {
         expect.arrayContaining([ENV.table, ENV.bucket, ENV.documentName, ENV.documentVersion, ENV.ssmOutputPrefix]),
       );
       expect(fn.Environment.Variables[ENV.documentVersion]).toBe('1');
+    }
+  });
+
+  it('deploys each function its own bundle, built at synth as the tests build it: index.mjs, English-only zod', () => {
+    const functions = resourcesOf('AWS::Lambda::Function').filter((fn) => fn.Environment?.Variables?.[ENV.table]);
+    const keys = functions.map((fn) => fn.Code.S3Key as string);
+    // CDK caches assets by their bundling options: four functions, four different bundles.
+    expect(new Set(keys).size).toBe(4);
+    for (const [i, fn] of functions.entries()) {
+      expect(fn.Handler).toBe('index.handler');
+      const asset = join(outdir, `asset.${keys[i]?.replace(/\.zip$/, '')}`);
+      expect(readdirSync(asset)).toEqual(['index.mjs']);
+      const code = readFileSync(join(asset, 'index.mjs'), 'utf8');
+      for (const message of ZOD_FOREIGN_MESSAGES) expect(code.includes(message), message).toBe(false);
     }
   });
 
