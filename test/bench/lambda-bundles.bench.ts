@@ -1,10 +1,17 @@
 /**
  * Part of `npm run bench`: each Lambda bundle's size and its cold import time in a fresh Node process (the
- * module-level work a Lambda cold start pays: parsing the bundle, building the app and the SDK clients).
- * Aim (issue "The AWS path"): the API bundle under 500 KB minified and imported in under 150 ms here.
+ * module-level work a Lambda cold start pays: parsing the bundle, building the app and the SDK clients), beside a
+ * bundle of Hono alone built the same way, and how much of each bundle is the AWS SDK.
+ * Aim (issue "Cold start and fleet-scale fan-out"): the API bundle at most 400 KB, its import within 3x Hono's.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
 import { buildLambdaBundles } from '#test/support/lambda-bundles.ts';
+import { LAMBDA_ENTRIES, type LambdaName, lambdaBuildOptions } from '../../infra/lambda-bundles.ts';
+import { repoRoot } from '../support/paths.ts';
 
 const RUNS = Number(process.env.BENCH_IMPORT_RUNS ?? 7);
 const env = {
@@ -30,12 +37,50 @@ function importMs(file: string): number {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
+/** Hono alone, answering one route through the same Lambda adapter, built as the functions are. */
+async function buildHonoAlone(): Promise<{ file: string; bytes: number }> {
+  const file = join(mkdtempSync(join(tmpdir(), 'ffp-hono-alone-')), 'index.mjs');
+  const { entryPoints: _none, ...options } = lambdaBuildOptions('', file);
+  await build({
+    ...options,
+    stdin: {
+      contents:
+        "import { Hono } from 'hono'; import { handle } from 'hono/aws-lambda'; export const handler = handle(new Hono().get('/', (c) => c.text('ok')));",
+      resolveDir: repoRoot,
+      loader: 'ts',
+    },
+  });
+  return { file, bytes: statSync(file).size };
+}
+
+/** Bytes of a function's bundle that come from the AWS SDK (@aws-sdk/*, @smithy/*, @aws-crypto/*), from esbuild's metafile. */
+async function sdkBytes(name: LambdaName): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'ffp-sdk-share-'));
+  const result = await build({
+    ...lambdaBuildOptions(join(repoRoot, LAMBDA_ENTRIES[name]), join(dir, 'index.mjs')),
+    metafile: true,
+  });
+  const [output] = Object.values(result.metafile?.outputs ?? {});
+  return Object.entries(output?.inputs ?? {})
+    .filter(([input]) => /node_modules\/(@aws-sdk|@smithy|@aws-crypto)\//.test(input))
+    .reduce((sum, [, { bytesInOutput }]) => sum + bytesInOutput, 0);
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(0).padStart(6)} KB`;
+
 console.log(
   `Lambda bundles (esbuild, minified, AWS SDK bundled), Node ${process.version}, cold import median of ${RUNS}`,
 );
+const hono = await buildHonoAlone();
+const honoTimes = Array.from({ length: RUNS }, () => importMs(hono.file));
+const honoMs = median(honoTimes);
+console.log(
+  `${'hono alone'.padEnd(11)} ${kb(hono.bytes)}                       import p50 ${honoMs.toFixed(1).padStart(6)} ms   max ${Math.max(...honoTimes).toFixed(1)} ms`,
+);
 for (const bundle of await buildLambdaBundles()) {
   const times = Array.from({ length: RUNS }, () => importMs(bundle.file));
+  const ms = median(times);
   console.log(
-    `${bundle.name.padEnd(11)} ${(bundle.bytes / 1024).toFixed(0).padStart(6)} KB   import p50 ${median(times).toFixed(1).padStart(6)} ms   max ${Math.max(...times).toFixed(1)} ms`,
+    `${bundle.name.padEnd(11)} ${kb(bundle.bytes)} (AWS SDK ${kb(await sdkBytes(bundle.name))})   import p50 ${ms.toFixed(1).padStart(6)} ms   max ${Math.max(...times).toFixed(1)} ms   ${(ms / honoMs).toFixed(1)}x Hono`,
   );
 }
