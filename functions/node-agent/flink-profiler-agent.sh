@@ -247,34 +247,55 @@ read_inputs() {
 # Root runs asprof and writes in the scratch base: both must be out of reach of every other user, the directories
 # above them included (a user who may rename a directory on the path can swap what is under it).
 
-# Prints why path $1 (a file or directory, no symlink) is not safe for this agent to trust, or nothing when it is:
-# it must belong to root (or the agent's own user) and be writable by no one else; a directory others may write
-# passes only with the sticky bit (then they cannot rename or remove what is not theirs).
-untrusted_because() {
-  local path=$1 owner mode
-  read -r owner mode < <(stat -c '%u %a' -- "$path" 2>/dev/null) || {
-    printf 'cannot be checked (stat failed)'
-    return 0
-  }
-  mode=$((8#$mode))
+# Sets untrusted_reason to why a file with owner $1, mode $2 (octal) and type $3 (stat's %F) is not safe for this
+# agent to trust, or to nothing when it is: it must belong to root (or the agent's own user) and be writable by no one
+# else; a directory others may write passes only with the sticky bit (then they cannot rename or remove what is not
+# theirs).
+untrusted_reason=''
+judge_trust() {
+  local owner=$1 mode=$((8#$2)) type=$3
+  untrusted_reason=''
   if [[ $owner != 0 && $owner != "$EUID" ]]; then
-    printf 'belongs to uid %s, not root' "$owner"
-  elif ((mode & 8#022)) && ! { [[ -d $path && ! -L $path ]] && ((mode & 8#1000)); }; then
-    printf 'may be written by %s (mode %04o)' "$( ((mode & 8#002)) && printf 'every user' || printf 'its group')" "$mode"
+    untrusted_reason="belongs to uid $owner, not root"
+  elif ((mode & 8#022)) && ! { [[ $type == directory ]] && ((mode & 8#1000)); }; then
+    untrusted_reason=$(printf 'may be written by %s (mode %04o)' "$( ((mode & 8#002)) && printf 'every user' || printf 'its group')" "$mode")
   fi
 }
 
+# Prints why path $1 (a file or directory, not followed if a symlink) is not safe for this agent to trust, or nothing.
+untrusted_because() {
+  local owner mode type
+  read -r owner mode type < <(stat -c '%u %a %F' -- "$1" 2>/dev/null) || {
+    printf 'cannot be checked (stat failed)'
+    return 0
+  }
+  judge_trust "$owner" "$mode" "$type"
+  printf '%s' "$untrusted_reason"
+}
+
 # Prints the first of path $1 (resolved) and the directories above it that is not safe, with the reason, or nothing.
+# One stat for the whole path (every run checks several): path by path only when stat could not answer for each.
 first_untrusted_on_path() {
-  local path=$1 reason
+  local path=$1 i owner mode type reason
+  local -a paths=() infos=()
   while :; do
-    reason=$(untrusted_because "${path:-/}")
+    paths+=("${path:-/}")
+    [[ -n $path ]] || break
+    path=${path%/*}
+  done
+  mapfile -t infos < <(stat -c '%u %a %F' -- "${paths[@]}" 2>/dev/null || true)
+  for i in "${!paths[@]}"; do
+    if ((${#infos[@]} == ${#paths[@]})); then
+      read -r owner mode type <<<"${infos[i]}"
+      judge_trust "$owner" "$mode" "$type"
+      reason=$untrusted_reason
+    else
+      reason=$(untrusted_because "${paths[i]}")
+    fi
     if [[ -n $reason ]]; then
-      printf '%s %s' "${path:-/}" "$reason"
+      printf '%s %s' "${paths[i]}" "$reason"
       return 0
     fi
-    [[ -n $path ]] || return 0
-    path=${path%/*}
   done
 }
 
@@ -647,7 +668,6 @@ check_jvm_can_reach_scratch_dir() {
 # sent go into the scratch directory itself. No other user can rename the scratch directory or out_dir: the base is
 # root's (or sticky) and the scratch directory is root's.
 make_scratch_dir() {
-  remove_stale_scratch_dirs
   scratch_dir=$(mktemp -d "$tmp_base/flink-profiler.XXXXXXXXXX") ||
     fail $EXIT_START_FAILED "$START_FAILED Could not create a scratch directory in $tmp_base"
   chmod 0711 -- "$scratch_dir"
@@ -998,7 +1018,13 @@ main() {
   refuse_while_another_profiler_runs
   read_jvm_user
   require_setpriv
+  # The sweep of left-over scratch directories runs while the converter is tried (a JVM start): both stand between
+  # the request and the profile's start. It touches only root's directories unmodified for over an hour, never the
+  # one this run makes.
+  remove_stale_scratch_dirs 3>&- &
+  local sweep_pid=$!
   find_converter
+  wait "$sweep_pid" || true
   make_scratch_dir
   start_profiling
   wait_for_duration
