@@ -7,7 +7,7 @@ import { html, nothing, render, type TemplateResult } from 'lit-html';
 import { repeat } from 'lit-html/directives/repeat.js';
 import { type DiffFrame, type Frame, type Link, type ProfilingInfo, serverNow } from './api.ts';
 import { whileBusy } from './components.ts';
-import { formatSeconds } from './format.ts';
+import { formatSeconds, formatTime } from './format.ts';
 import { directionOf, formatChange, formatShare, shareOf, shortFrameName } from './profiles.ts';
 import { href } from './router.ts';
 
@@ -94,6 +94,50 @@ export function runLinks(run: ProfilingInfo): TemplateResult {
         : nothing
     }
   </span>`;
+}
+
+/** A column of a table of runs: its heading, the class of its cells, and a run's cell (`index` counts rows from 0). */
+export interface RunColumn {
+  title: string;
+  className?: string;
+  cell(run: ProfilingInfo, index: number): unknown;
+}
+
+/** The columns the tables of runs share. */
+export const RUN_COLUMNS = {
+  triggerTime: { title: 'Trigger Time', className: 'time', cell: (run) => formatTime(run.triggerTime) },
+  finishedTime: { title: 'Finished Time', className: 'time', cell: (run) => formatTime(run.finishedTime) },
+  duration: { title: 'Duration', cell: (run) => formatSeconds(run.duration) },
+  mode: { title: 'Mode', cell: (run) => run.mode },
+  status: { title: 'Status', cell: (run) => runStatus(run) },
+  message: { title: 'Message', className: 'message', cell: (run) => run.message ?? '' },
+  links: { title: 'Flame Graph', cell: (run) => runLinks(run) },
+} satisfies Record<string, RunColumn>;
+
+/** A table of runs, a row per run keyed by its id, with its status, id and node as data attributes. */
+export function runsTable(
+  runs: readonly ProfilingInfo[],
+  columns: readonly RunColumn[],
+  attrs: { id?: string } = {},
+): TemplateResult {
+  return html`<div class="table-wrap">
+    <table class="runs" id=${attrs.id ?? nothing}>
+      <thead>
+        <tr>
+          ${columns.map((column) => html`<th scope="col">${column.title}</th>`)}
+        </tr>
+      </thead>
+      <tbody>
+        ${repeat(
+          runs,
+          (run) => run.id,
+          (run, index) => html`<tr data-status=${run.status} data-run-id=${run.id} data-node=${run.node}>
+            ${columns.map((column) => html`<td class=${column.className ?? nothing}>${column.cell(run, index)}</td>`)}
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
 }
 
 /** A method's name: its readable end, the whole name on hover and for screen readers. */

@@ -8,7 +8,7 @@ import { h, setChildren, setText } from '../dom.ts';
 import { formatSeconds, formatTime, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
-import { html, nothing, render, repeat, runLinks, runStatus } from '../templates.ts';
+import { html, nothing, RUN_COLUMNS, type RunColumn, render, repeat, runsTable } from '../templates.ts';
 import type { View } from './view.ts';
 
 /** How many of the cluster's newest runs the grouped view looks at (the API's page limit). */
@@ -38,7 +38,23 @@ function nodeTarget(cluster: string, node: FlinkNodeInfo, jobManagers: number): 
   return jobManagers === 1 ? { cluster, role: 'jobmanager' } : { cluster, role: 'jobmanager', node: node.id };
 }
 
+/** A fan-out's runs: each on a TaskManager (linking to its profiler page), and how it went. */
+function fanOutColumns(cluster: string): readonly RunColumn[] {
+  return [
+    {
+      title: 'TaskManager',
+      className: 'mono',
+      cell: (run) => html`<a href=${href.profiler({ cluster, role: 'taskmanager', node: run.node })}>${run.node}</a>`,
+    },
+    RUN_COLUMNS.status,
+    RUN_COLUMNS.finishedTime,
+    RUN_COLUMNS.message,
+    RUN_COLUMNS.links,
+  ];
+}
+
 export async function clusterView(root: HTMLElement, cluster: string): Promise<View> {
+  const groupColumns = fanOutColumns(cluster);
   const config = await api.config();
   document.title = `${cluster} · Flink Fleet Profiler`;
 
@@ -215,32 +231,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
       <p class="group-link">
         <a href=${href.group(group.id)}>Compare the group's TaskManagers side by side, with their merged flame graph</a>
       </p>
-      <div class="table-wrap">
-        <table class="runs">
-          <thead>
-            <tr>
-              ${['TaskManager', 'Status', 'Finished Time', 'Message', 'Flame Graph'].map(
-                (title) => html`<th scope="col">${title}</th>`,
-              )}
-            </tr>
-          </thead>
-          <tbody>
-            ${repeat(
-              group.runs,
-              (run) => run.id,
-              (run) => html`<tr data-status=${run.status} data-run-id=${run.id} data-node=${run.node}>
-                <td class="mono">
-                  <a href=${href.profiler({ cluster, role: 'taskmanager', node: run.node })}>${run.node}</a>
-                </td>
-                <td>${runStatus(run)}</td>
-                <td class="time">${formatTime(run.finishedTime)}</td>
-                <td class="message">${run.message ?? ''}</td>
-                <td>${runLinks(run)}</td>
-              </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>
+      ${runsTable(group.runs, groupColumns)}
     </section>`;
   };
 

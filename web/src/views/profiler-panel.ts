@@ -5,11 +5,23 @@
 import { api, type FlinkNodeInfo, type ProfilingInfo, type Target } from '../api.ts';
 import { messagesOf, nextRefreshHint, runFields, showMessages, whileBusy } from '../components.ts';
 import { h, setChildren, setText } from '../dom.ts';
-import { formatClock, formatSeconds, formatTime, roleName } from '../format.ts';
+import { formatClock, formatSeconds, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
-import { html, render, repeat, runLinks, runStatus } from '../templates.ts';
+import { html, RUN_COLUMNS, type RunColumn, render, runsTable } from '../templates.ts';
 import type { View } from './view.ts';
+
+/** A target's history, newest first and numbered. */
+const HISTORY_COLUMNS: readonly RunColumn[] = [
+  { title: '#', className: 'index', cell: (_run, index) => index + 1 },
+  RUN_COLUMNS.triggerTime,
+  RUN_COLUMNS.finishedTime,
+  RUN_COLUMNS.duration,
+  RUN_COLUMNS.mode,
+  RUN_COLUMNS.status,
+  RUN_COLUMNS.message,
+  RUN_COLUMNS.links,
+];
 
 export async function profilerPanel(root: HTMLElement, target: Target): Promise<View> {
   const load = () => Promise.all([api.history(target), api.nodes(target.cluster)]);
@@ -97,33 +109,7 @@ export async function profilerPanel(root: HTMLElement, target: Target): Promise<
 
   const renderRuns = () => {
     render(
-      html`<div class="table-wrap">
-          <table class="runs" id="runs">
-            <thead>
-              <tr>
-                ${['#', 'Trigger Time', 'Finished Time', 'Duration', 'Mode', 'Status', 'Message', 'Flame Graph'].map(
-                  (title) => html`<th scope="col">${title}</th>`,
-                )}
-              </tr>
-            </thead>
-            <tbody>
-              ${repeat(
-                runs,
-                (run) => run.id,
-                (run, index) => html`<tr data-status=${run.status} data-run-id=${run.id}>
-                  <td class="index">${index + 1}</td>
-                  <td class="time">${formatTime(run.triggerTime)}</td>
-                  <td class="time">${formatTime(run.finishedTime)}</td>
-                  <td>${formatSeconds(run.duration)}</td>
-                  <td>${run.mode}</td>
-                  <td>${runStatus(run)}</td>
-                  <td class="message">${run.message ?? ''}</td>
-                  <td>${runLinks(run)}</td>
-                </tr>`,
-              )}
-            </tbody>
-          </table>
-        </div>
+      html`${runsTable(runs, HISTORY_COLUMNS, { id: 'runs' })}
         <p class="empty" ?hidden=${runs.length > 0}>No profiling yet. Create a profiling instance above.</p>`,
       history,
     );

@@ -10,12 +10,28 @@ import { formatSeconds, formatTime, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
 import { runTarget } from '../target.ts';
-import { html, render, repeat, runLinks, runStatus } from '../templates.ts';
+import { html, RUN_COLUMNS, type RunColumn, render, repeat, runsTable } from '../templates.ts';
 import { firingsPanel } from './firings.ts';
 import type { View } from './view.ts';
 
 /** How many of a rule's runs its page shows (the API's largest page). */
 const RULE_RUNS = 100;
+
+/** A rule's runs: when, on which node (linking to its profiler page), and how each went. */
+const RULE_RUN_COLUMNS: readonly RunColumn[] = [
+  RUN_COLUMNS.triggerTime,
+  {
+    title: 'Node',
+    className: 'mono',
+    cell: (run) => html`<a href=${href.profiler(runTarget(run))}>${run.node}</a>`,
+  },
+  RUN_COLUMNS.duration,
+  RUN_COLUMNS.mode,
+  RUN_COLUMNS.status,
+  RUN_COLUMNS.finishedTime,
+  RUN_COLUMNS.message,
+  RUN_COLUMNS.links,
+];
 
 /** The form's own fields, in the order they appear; `runFields` has duration and mode. The specific ones first. */
 const FIELDS = [
@@ -353,33 +369,7 @@ export async function ruleView(root: HTMLElement, id: string | undefined): Promi
 
   const renderRuns = () => {
     render(
-      html`<div class="table-wrap">
-          <table class="runs" id="rule-runs">
-            <thead>
-              <tr>
-                ${['Trigger Time', 'Node', 'Duration', 'Mode', 'Status', 'Finished Time', 'Message', 'Flame Graph'].map(
-                  (title) => html`<th scope="col">${title}</th>`,
-                )}
-              </tr>
-            </thead>
-            <tbody>
-              ${repeat(
-                runs,
-                (run) => run.id,
-                (run) => html`<tr data-status=${run.status} data-run-id=${run.id} data-node=${run.node}>
-                  <td class="time">${formatTime(run.triggerTime)}</td>
-                  <td class="mono"><a href=${href.profiler(runTarget(run))}>${run.node}</a></td>
-                  <td>${formatSeconds(run.duration)}</td>
-                  <td>${run.mode}</td>
-                  <td>${runStatus(run)}</td>
-                  <td class="time">${formatTime(run.finishedTime)}</td>
-                  <td class="message">${run.message ?? ''}</td>
-                  <td>${runLinks(run)}</td>
-                </tr>`,
-              )}
-            </tbody>
-          </table>
-        </div>
+      html`${runsTable(runs, RULE_RUN_COLUMNS, { id: 'rule-runs' })}
         <p class="empty" ?hidden=${runs.length > 0}>
           No run yet: the rule has not fired, or its runs have been trimmed.
         </p>`,
