@@ -1,5 +1,5 @@
 import { join, relative, sep } from 'node:path';
-import { type BuildOptions, build, type Plugin } from 'esbuild';
+import { type BuildOptions, build, type Metafile, type Plugin } from 'esbuild';
 
 /**
  * The Lambda functions and how they are bundled: one definition for the CDK stack (infra/lambda-code.ts runs
@@ -107,9 +107,15 @@ export function lambdaBuildOptions(entry: string, outfile: string): BuildOptions
   };
 }
 
-/** Builds one function into `outDir`/index.mjs, as the stack deploys it; returns the file's path. */
-export async function buildLambdaBundle(name: LambdaName, outDir: string): Promise<string> {
+/**
+ * Builds one function into `outDir`/index.mjs, as the stack deploys it; returns the file's path and esbuild's
+ * account of what went into it (the plugin asks for it: its check reads the inputs).
+ */
+export async function buildLambdaBundle(
+  name: LambdaName,
+  outDir: string,
+): Promise<{ file: string; metafile: Metafile | undefined }> {
   const file = join(outDir, LAMBDA_BUNDLE_FILE);
-  await build(lambdaBuildOptions(join(REPO_ROOT, LAMBDA_ENTRIES[name]), file));
-  return file;
+  const { metafile } = await build(lambdaBuildOptions(join(REPO_ROOT, LAMBDA_ENTRIES[name]), file));
+  return { file, metafile };
 }

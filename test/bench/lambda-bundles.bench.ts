@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { buildLambdaBundles } from '#test/support/lambda-bundles.ts';
-import { LAMBDA_ENTRIES, type LambdaName, lambdaBuildOptions } from '../../infra/lambda-bundles.ts';
+import { lambdaBuildOptions } from '../../infra/lambda-bundles.ts';
 import { repoRoot } from '../support/paths.ts';
 
 const RUNS = Number(process.env.BENCH_IMPORT_RUNS ?? 7);
@@ -53,19 +53,6 @@ async function buildHonoAlone(): Promise<{ file: string; bytes: number }> {
   return { file, bytes: statSync(file).size };
 }
 
-/** Bytes of a function's bundle that come from the AWS SDK (@aws-sdk/*, @smithy/*, @aws-crypto/*), from esbuild's metafile. */
-async function sdkBytes(name: LambdaName): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'ffp-sdk-share-'));
-  const result = await build({
-    ...lambdaBuildOptions(join(repoRoot, LAMBDA_ENTRIES[name]), join(dir, 'index.mjs')),
-    metafile: true,
-  });
-  const [output] = Object.values(result.metafile?.outputs ?? {});
-  return Object.entries(output?.inputs ?? {})
-    .filter(([input]) => /node_modules\/(@aws-sdk|@smithy|@aws-crypto)\//.test(input))
-    .reduce((sum, [, { bytesInOutput }]) => sum + bytesInOutput, 0);
-}
-
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0).padStart(6)} KB`;
 
 console.log(
@@ -81,6 +68,6 @@ for (const bundle of await buildLambdaBundles()) {
   const times = Array.from({ length: RUNS }, () => importMs(bundle.file));
   const ms = median(times);
   console.log(
-    `${bundle.name.padEnd(11)} ${kb(bundle.bytes)} (AWS SDK ${kb(await sdkBytes(bundle.name))})   import p50 ${ms.toFixed(1).padStart(6)} ms   max ${Math.max(...times).toFixed(1)} ms   ${(ms / honoMs).toFixed(1)}x Hono`,
+    `${bundle.name.padEnd(11)} ${kb(bundle.bytes)} (AWS SDK ${kb(bundle.sdkBytes)})   import p50 ${ms.toFixed(1).padStart(6)} ms   max ${Math.max(...times).toFixed(1)} ms   ${(ms / honoMs).toFixed(1)}x Hono`,
   );
 }

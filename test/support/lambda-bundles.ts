@@ -13,12 +13,18 @@ export interface BuiltBundle {
   name: LambdaName;
   file: string;
   bytes: number;
+  /** How many of its bytes come from the AWS SDK (@aws-sdk/*, @smithy/*, @aws-crypto/*), by esbuild's metafile. */
+  sdkBytes: number;
 }
 
 /** Builds one Lambda function as the CDK stack does, into a fresh temporary directory. */
 export async function buildLambdaBundleForTest(name: LambdaName): Promise<BuiltBundle> {
-  const file = await buildLambdaBundle(name, mkdtempSync(join(tmpdir(), `ffp-bundle-${name}-`)));
-  return { name, file, bytes: statSync(file).size };
+  const { file, metafile } = await buildLambdaBundle(name, mkdtempSync(join(tmpdir(), `ffp-bundle-${name}-`)));
+  const [output] = Object.values(metafile?.outputs ?? {});
+  const sdkBytes = Object.entries(output?.inputs ?? {})
+    .filter(([input]) => /node_modules\/(@aws-sdk|@smithy|@aws-crypto)\//.test(input))
+    .reduce((sum, [, { bytesInOutput }]) => sum + bytesInOutput, 0);
+  return { name, file, bytes: statSync(file).size, sdkBytes };
 }
 
 /** Builds every Lambda function as the CDK stack does, each into a fresh temporary directory. */
