@@ -28,8 +28,7 @@ const TAGGING_PAGE = 100;
 
 /** `arn:<partition>:ec2:<region>:<account>:instance/<id>` → the instance id; undefined for any other ARN. */
 function instanceIdOf(arn: string | undefined): string | undefined {
-  const id = /^arn:[a-z-]+:ec2:[a-z0-9-]+:\d{12}:instance\/(i-[0-9a-f]{8,32})$/.exec(arn ?? '')?.[1];
-  return id;
+  return /^arn:[a-z-]+:ec2:[a-z0-9-]+:\d{12}:instance\/(i-[0-9a-f]{8,32})$/.exec(arn ?? '')?.[1];
 }
 
 interface TaggedInstance {
