@@ -160,8 +160,11 @@ export interface ApiRequestRecord {
   authorization?: string;
   /** When it arrived (epoch ms). */
   at: number;
-  /** 401 when the authorizer refused the request, else the API's status. */
-  status: number;
+  /**
+   * 401 when the authorizer refused the request, else the API's status; undefined while it is on its way (a view's
+   * poll may be, when a test reads the record).
+   */
+  status?: number;
   claims?: GatewayClaims;
 }
 
@@ -228,7 +231,6 @@ export async function startFleetServer(options: FleetServerOptions): Promise<Fle
       method: c.req.method,
       path: c.req.path,
       authorization,
-      status: 401,
       at: Date.now(),
     };
     requests.push(record);
@@ -236,7 +238,10 @@ export async function startFleetServer(options: FleetServerOptions): Promise<Fle
     const refusal = claims ? refusals.findIndex((match) => match(claims)) : -1;
     if (refusal >= 0) refusals.splice(refusal, 1);
     // API Gateway's own answer: the function never runs.
-    if (!claims || refusal >= 0) return c.json({ message: 'Unauthorized' }, 401);
+    if (!claims || refusal >= 0) {
+      record.status = 401;
+      return c.json({ message: 'Unauthorized' }, 401);
+    }
     record.claims = claims;
     const env: GatewayEnv = { event: { requestContext: { authorizer: { jwt: { claims, scopes: null } } } } };
     const response = await api.fetch(c.req.raw, env);
