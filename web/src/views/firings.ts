@@ -3,11 +3,11 @@
  * methods and how their shares changed since the previous firing, so a nightly rule says what changed overnight.
  */
 import { api, type ProfilingInfo, type RunFrames } from '../api.ts';
-import { messagesOf } from '../components.ts';
 import { formatTime } from '../format.ts';
+import { LOADING, type Loaded, load, whenLoaded } from '../loaded.ts';
 import { type Firing, type FrameChange, firingsOf, formatShare, frameChanges, shareOf } from '../profiles.ts';
 import { href } from '../router.ts';
-import { change, errorSlot, frameName, html, nothing, render, repeat } from '../templates.ts';
+import { change, frameName, html, nothing, render, repeat } from '../templates.ts';
 
 /** How many of the newest firings are shown. */
 const FIRINGS_SHOWN = 10;
@@ -15,8 +15,6 @@ const FIRINGS_SHOWN = 10;
 const COMPARED_FRAMES = 20;
 /** How many methods and changes each firing shows. */
 const TOP = 5;
-
-type Loaded = { state: 'loading' } | { state: 'done'; value: RunFrames } | { state: 'failed'; errors: string[] };
 
 /** The merged profile of a firing's FINISHED runs: its group's, or its one run's when it has no group. */
 function readFrames(firing: Firing<ProfilingInfo>): Promise<RunFrames> {
@@ -42,7 +40,7 @@ export function firingsPanel(): FiringsPanel {
   const element = document.createElement('div');
   element.id = 'firings';
   /** Profiles read, by firing id and the FINISHED runs they were read for. */
-  const profiles = new Map<string, { key: string; loaded: Loaded }>();
+  const profiles = new Map<string, { key: string; loaded: Loaded<RunFrames> }>();
   let firings: Array<Firing<ProfilingInfo>> = [];
   let disposed = false;
 
@@ -55,19 +53,12 @@ export function firingsPanel(): FiringsPanel {
     if (key === '' || profiles.get(firing.id)?.key === key) return;
     const previous = profiles.get(firing.id)?.loaded;
     // A profile already shown stays until the fresher one (more runs finished) arrives.
-    profiles.set(firing.id, { key, loaded: previous?.state === 'done' ? previous : { state: 'loading' } });
-    readFrames(firing).then(
-      (value) => {
-        if (profiles.get(firing.id)?.key === key) profiles.set(firing.id, { key, loaded: { state: 'done', value } });
-        draw();
-      },
-      (error: unknown) => {
-        if (profiles.get(firing.id)?.key === key) {
-          profiles.set(firing.id, { key, loaded: { state: 'failed', errors: messagesOf(error) } });
-        }
-        draw();
-      },
-    );
+    profiles.set(firing.id, { key, loaded: previous?.state === 'done' ? previous : LOADING });
+    void load(() => readFrames(firing)).then((loaded) => {
+      // Only the answer for the runs asked about last counts: more may have finished meanwhile.
+      if (profiles.get(firing.id)?.key === key) profiles.set(firing.id, { key, loaded });
+      draw();
+    });
   };
 
   /** The nearest older firing that has FINISHED runs, to compare with. */
@@ -81,11 +72,9 @@ export function firingsPanel(): FiringsPanel {
         The previous firing profiled ${previous.mode}, this one ${firing.mode}: not compared.
       </p>`;
     }
-    const before = profiles.get(previous.id)?.loaded;
-    if (!before || before.state === 'loading') return html`<p class="loading">Loading…</p>`;
-    if (before.state === 'failed') return errorSlot(before.errors);
-    const rows: FrameChange[] = frameChanges(current, before.value, TOP);
-    return html`<p class="hint">Since the firing of ${formatTime(previous.firedAt)}:</p>
+    return whenLoaded(profiles.get(previous.id)?.loaded, (before) => {
+      const rows: FrameChange[] = frameChanges(current, before, TOP);
+      return html`<p class="hint">Since the firing of ${formatTime(previous.firedAt)}:</p>
       ${
         rows.length === 0
           ? html`<p class="empty">No method's share changed by 0.1 % or more.</p>`
@@ -100,20 +89,13 @@ export function firingsPanel(): FiringsPanel {
               )}
             </ol>`
       }`;
+    });
   };
 
-  const firingView = (firing: Firing<ProfilingInfo>, index: number) => {
-    const finished = firing.runs.filter((r) => r.status === 'FINISHED').length;
-    const running = firing.runs.filter((r) => r.status === 'RUNNING').length;
-    const loaded = profiles.get(firing.id)?.loaded;
-    let body: unknown;
-    if (finished === 0) {
-      body = html`<p class="empty">${running > 0 ? 'Still running.' : 'No run of this firing FINISHED.'}</p>`;
-    } else if (!loaded || loaded.state === 'loading') body = html`<p class="loading">Loading…</p>`;
-    else if (loaded.state === 'failed') body = errorSlot(loaded.errors);
-    else {
-      const { frames, samples } = loaded.value;
-      body = html`<div class="firing-columns">
+  /** A firing's hottest methods beside what changed since the firing before. */
+  const profileColumns = (firing: Firing<ProfilingInfo>, current: RunFrames, index: number) => {
+    const { frames, samples } = current;
+    return html`<div class="firing-columns">
         <div>
           <h4>Hottest methods</h4>
           <ol class="top-frames">
@@ -127,10 +109,18 @@ export function firingsPanel(): FiringsPanel {
         </div>
         <div class="firing-changes">
           <h4>What changed</h4>
-          ${changes(firing, loaded.value, index)}
+          ${changes(firing, current, index)}
         </div>
       </div>`;
-    }
+  };
+
+  const firingView = (firing: Firing<ProfilingInfo>, index: number) => {
+    const finished = firing.runs.filter((r) => r.status === 'FINISHED').length;
+    const running = firing.runs.filter((r) => r.status === 'RUNNING').length;
+    const body =
+      finished === 0
+        ? html`<p class="empty">${running > 0 ? 'Still running.' : 'No run of this firing FINISHED.'}</p>`
+        : whenLoaded(profiles.get(firing.id)?.loaded, (current) => profileColumns(firing, current, index));
     return html`<article class="firing group" data-firing=${firing.id}>
       <h3>
         Fired ${formatTime(firing.firedAt)} · ${firing.mode} · ${firing.runs.length}

@@ -5,6 +5,7 @@
 import { api, type GroupFrames, type ProfilingInfo, type RunFrames } from '../api.ts';
 import { messagesOf, nextRefreshHint } from '../components.ts';
 import { formatSeconds, formatTime, roleName } from '../format.ts';
+import { LOADING, type Loaded, load, whenLoaded } from '../loaded.ts';
 import { startPolling } from '../poller.ts';
 import { formatShare, shareOf } from '../profiles.ts';
 import { href } from '../router.ts';
@@ -32,8 +33,6 @@ const TOP_PER_RUN = 5;
 const PARALLEL_READS = 6;
 /** A group has at most one run per node of a cluster: the API's largest page holds it. */
 const GROUP_RUNS = 100;
-
-type Loaded<T> = { state: 'loading' } | { state: 'done'; value: T } | { state: 'failed'; errors: string[] };
 
 /** Runs `tasks` at most `parallel` at a time. */
 async function inBatches(tasks: Array<() => Promise<void>>, parallel: number): Promise<void> {
@@ -69,25 +68,17 @@ export async function groupView(root: HTMLElement, groupId: string): Promise<Vie
       .join(',');
     if (key === mergedFor || key === '') return;
     mergedFor = key;
-    merged ??= { state: 'loading' };
-    try {
-      merged = { state: 'done', value: await api.groupFrames(groupId, MERGED_LIMIT) };
-    } catch (error) {
-      merged = { state: 'failed', errors: messagesOf(error) };
-    }
+    merged ??= LOADING;
+    merged = await load(() => api.groupFrames(groupId, MERGED_LIMIT));
     draw();
   };
 
   const loadTopFrames = async () => {
     const missing = finished().filter((r) => !topFrames.has(r.id));
-    for (const run of missing) topFrames.set(run.id, { state: 'loading' });
+    for (const run of missing) topFrames.set(run.id, LOADING);
     await inBatches(
       missing.map((run) => async () => {
-        try {
-          topFrames.set(run.id, { state: 'done', value: await api.runFrames(run.id, TOP_PER_RUN) });
-        } catch (error) {
-          topFrames.set(run.id, { state: 'failed', errors: messagesOf(error) });
-        }
+        topFrames.set(run.id, await load(() => api.runFrames(run.id, TOP_PER_RUN)));
         draw();
       }),
       PARALLEL_READS,
@@ -96,13 +87,18 @@ export async function groupView(root: HTMLElement, groupId: string): Promise<Vie
 
   const mergedSection = () => {
     const count = finished().length;
-    let body: unknown;
-    if (count === 0) body = html`<p class="empty">No run of the group has FINISHED yet.</p>`;
-    else if (!merged || merged.state === 'loading') body = html`<p class="loading">Loading…</p>`;
-    else if (merged.state === 'failed') body = errorSlot(merged.errors, 'group-frames-error');
-    else {
-      const { runs: mergedRuns, samples, frames } = merged.value;
-      body = html`<p class="meta" id="group-merged">
+    const body =
+      count === 0
+        ? html`<p class="empty">No run of the group has FINISHED yet.</p>`
+        : whenLoaded(merged, mergedProfile, { errorId: 'group-frames-error' });
+    return html`<section aria-labelledby="merged-heading">
+      <h2 id="merged-heading">Merged profile</h2>
+      ${body}
+    </section>`;
+  };
+
+  const mergedProfile = ({ runs: mergedRuns, samples, frames }: GroupFrames) =>
+    html`<p class="meta" id="group-merged">
           The hottest methods of ${samples} samples, merged ${mergedRuns} run${mergedRuns === 1 ? '' : 's'}.
         </p>
         <div class="button-row">
@@ -118,12 +114,6 @@ export async function groupView(root: HTMLElement, groupId: string): Promise<Vie
         </div>
         ${errorSlot(linkErrors, 'group-link-error')}
         ${framesTable(frames, samples, { id: 'group-frames' })}`;
-    }
-    return html`<section aria-labelledby="merged-heading">
-      <h2 id="merged-heading">Merged profile</h2>
-      ${body}
-    </section>`;
-  };
 
   const linkAction = (event: Event, action: () => Promise<void>) => {
     linkErrors = [];
@@ -138,10 +128,11 @@ export async function groupView(root: HTMLElement, groupId: string): Promise<Vie
     const empty = Array.from({ length: TOP_PER_RUN }, () => html`<td class="none">—</td>`);
     if (run.status !== 'FINISHED') return empty;
     const loaded = topFrames.get(run.id);
-    if (!loaded || loaded.state === 'loading') return [html`<td colspan=${TOP_PER_RUN} class="none">Loading…</td>`];
-    if (loaded.state === 'failed') {
+    // Table cells, not the sections' paragraphs of whenLoaded.
+    if (loaded?.state === 'failed') {
       return [html`<td colspan=${TOP_PER_RUN} class="message bad">${loaded.errors.join(' ')}</td>`];
     }
+    if (loaded?.state !== 'done') return [html`<td colspan=${TOP_PER_RUN} class="none">Loading…</td>`];
     const { frames, samples } = loaded.value;
     return Array.from({ length: TOP_PER_RUN }, (_, i) => {
       const frame = frames[i];

@@ -13,6 +13,7 @@ import {
 } from '../api.ts';
 import { messagesOf, nextRefreshHint } from '../components.ts';
 import { formatSeconds, formatTime, roleName } from '../format.ts';
+import { LOADING, type Loaded, load, mapLoaded, whenLoaded } from '../loaded.ts';
 import { type Poller, startPolling } from '../poller.ts';
 import {
   compareCandidates,
@@ -46,29 +47,42 @@ const FRAME_LIMIT = 200;
 /** How many runs each candidate list of "Compare with…" reads (the API's largest page). */
 const CANDIDATE_LIMIT = 100;
 
-/** A request's state on the page: not asked yet, on its way, answered, or refused with the API's reasons. */
-type Loaded<T> =
-  | { state: 'idle' }
-  | { state: 'loading' }
-  | { state: 'done'; value: T }
-  | { state: 'failed'; errors: string[] };
-
 const EXPORTS: ReadonlyArray<{ format: Exclude<ExportFormat, 'html'>; label: string; what: string }> = [
   { format: 'collapsed', label: 'Collapsed', what: 'collapsed stacks (text, one stack per line)' },
   { format: 'pprof', label: 'pprof', what: 'a pprof profile (go tool pprof, Grafana Pyroscope…)' },
   { format: 'jfr', label: 'JFR', what: 'a Java Flight Recorder file (JDK Mission Control)' },
 ];
 
-async function load<T>(request: () => Promise<T>): Promise<Loaded<T>> {
-  try {
-    return { state: 'done', value: await request() };
-  } catch (error) {
-    return { state: 'failed', errors: messagesOf(error) };
-  }
-}
-
 function describeTarget(run: ProfilingInfo): string {
   return `${roleName(run.role)} ${run.node}`;
+}
+
+/** Samples by Flink operator chain, as a table (or saying the profile names no thread). */
+function operatorsTable(threads: ThreadSamples[]) {
+  const rows: OperatorShare[] = operatorBreakdown(threads);
+  if (rows.length === 0) return html`<p class="empty">The profile names no thread.</p>`;
+  return html`<div class="table-wrap">
+    <table class="operators" id="operators">
+      <thead>
+        <tr>
+          <th scope="col">Operator</th><th scope="col" class="num">Threads</th>
+          <th scope="col" class="num">Samples</th><th scope="col" class="num">Share</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${repeat(
+          rows,
+          (row) => row.operator,
+          (row) => html`<tr data-operator=${row.operator}>
+            <td class=${row.operator === RUNTIME_THREADS ? 'none' : 'mono'}>${row.operator}</td>
+            <td class="num">${row.threads}</td>
+            <td class="num">${row.samples}</td>
+            <td class="num">${formatShare(row.share)}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
 }
 
 export async function runView(root: HTMLElement, id: string): Promise<View> {
@@ -92,9 +106,9 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
   /** The methods, threads and comparable runs of a FINISHED run, each as soon as it answers. */
   const loadDetails = async () => {
     detailsAsked = true;
-    frames = { state: 'loading' };
-    threads = { state: 'loading' };
-    candidates = { state: 'loading' };
+    frames = LOADING;
+    threads = LOADING;
+    candidates = LOADING;
     draw();
     await Promise.all([
       load(() => api.runFrames(run.id, FRAME_LIMIT)).then((answer) => {
@@ -102,7 +116,7 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
         draw();
       }),
       load(() => api.runThreads(run.id)).then((answer) => {
-        threads = answer.state === 'done' ? { state: 'done', value: answer.value.threads } : answer;
+        threads = mapLoaded(answer, (value) => value.threads);
         draw();
       }),
       load(async () => {
@@ -132,11 +146,11 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
       draw();
       return;
     }
-    diff = { state: 'loading' };
+    diff = LOADING;
     draw();
     const answer = await load(() => api.diff(run.id, base));
     if (baseId !== base) return; // another base was chosen meanwhile
-    diff = answer.state === 'done' ? { state: 'done', value: answer.value.frames } : answer;
+    diff = mapLoaded(answer, (value) => value.frames);
     draw();
   };
 
@@ -224,21 +238,22 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
 
   const hottest = () => {
     if (frames.state === 'idle') return nothing;
-    const body = (() => {
-      if (frames.state === 'loading') return html`<p class="loading">Loading…</p>`;
-      if (frames.state === 'failed') return errorSlot(frames.errors, 'frames-error');
-      const { samples } = frames.value;
-      const shown = filterFrames(frames.value.frames, filter);
-      return html`<p class="meta" id="frames-count">
-          ${
-            filter.trim() === ''
-              ? `The ${frames.value.frames.length} hottest of ${samples} samples, by samples on top of the stack (self).`
-              : `${shown.length} of the ${frames.value.frames.length} hottest methods contain "${filter.trim()}".`
-          }
-        </p>
-        ${framesTable(shown, samples, { id: 'frames' })}
-        ${shown.length === 0 ? html`<p class="empty">No method matches.</p>` : nothing}`;
-    })();
+    const body = whenLoaded(
+      frames,
+      ({ samples, frames: hottest }) => {
+        const shown = filterFrames(hottest, filter);
+        return html`<p class="meta" id="frames-count">
+            ${
+              filter.trim() === ''
+                ? `The ${hottest.length} hottest of ${samples} samples, by samples on top of the stack (self).`
+                : `${shown.length} of the ${hottest.length} hottest methods contain "${filter.trim()}".`
+            }
+          </p>
+          ${framesTable(shown, samples, { id: 'frames' })}
+          ${shown.length === 0 ? html`<p class="empty">No method matches.</p>` : nothing}`;
+      },
+      { errorId: 'frames-error' },
+    );
     return html`<section aria-labelledby="frames-heading">
       <h2 id="frames-heading">Hottest methods</h2>
       <div class="field">
@@ -257,34 +272,7 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
 
   const operators = () => {
     if (threads.state === 'idle') return nothing;
-    const body = (() => {
-      if (threads.state === 'loading') return html`<p class="loading">Loading…</p>`;
-      if (threads.state === 'failed') return errorSlot(threads.errors, 'operators-error');
-      const rows: OperatorShare[] = operatorBreakdown(threads.value);
-      if (rows.length === 0) return html`<p class="empty">The profile names no thread.</p>`;
-      return html`<div class="table-wrap">
-        <table class="operators" id="operators">
-          <thead>
-            <tr>
-              <th scope="col">Operator</th><th scope="col" class="num">Threads</th>
-              <th scope="col" class="num">Samples</th><th scope="col" class="num">Share</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${repeat(
-              rows,
-              (row) => row.operator,
-              (row) => html`<tr data-operator=${row.operator}>
-                <td class=${row.operator === RUNTIME_THREADS ? 'none' : 'mono'}>${row.operator}</td>
-                <td class="num">${row.threads}</td>
-                <td class="num">${row.samples}</td>
-                <td class="num">${formatShare(row.share)}</td>
-              </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>`;
-    })();
+    const body = whenLoaded(threads, operatorsTable, { errorId: 'operators-error' });
     return html`<section aria-labelledby="operators-heading">
       <h2 id="operators-heading">Operators</h2>
       <p class="hint">Samples by the Flink operator chain of the task thread they were taken in.</p>
@@ -299,12 +287,9 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
 
   const compare = () => {
     if (candidates.state === 'idle') return nothing;
-    let picker: unknown;
-    if (candidates.state === 'loading') picker = html`<p class="loading">Loading…</p>`;
-    else if (candidates.state === 'failed') picker = errorSlot(candidates.errors, 'compare-candidates-error');
-    else {
-      const { earlier, others } = candidates.value;
-      picker =
+    const picker = whenLoaded(
+      candidates,
+      ({ earlier, others }) =>
         earlier.length + others.length === 0
           ? html`<p class="empty" id="compare-none">No other FINISHED ${run.mode} run to compare with yet.</p>`
           : html`<div class="field wide">
@@ -328,19 +313,24 @@ export async function runView(root: HTMLElement, id: string): Promise<View> {
               <p class="hint" id="compare-hint">
                 The methods whose share of the samples grew (▲) or shrank (▼) in this run since the base.
               </p>
-            </div>`;
-    }
+            </div>`,
+      { errorId: 'compare-candidates-error' },
+    );
     return html`<section aria-labelledby="compare-heading">
       <h2 id="compare-heading">Compare with another run</h2>
       ${picker} ${diffResult()}
     </section>`;
   };
 
-  const diffResult = () => {
-    if (diff.state === 'idle') return nothing;
-    if (diff.state === 'loading') return html`<p class="loading" id="diff-loading">Comparing…</p>`;
-    if (diff.state === 'failed') return errorSlot(diff.errors, 'diff-error');
-    const rows = orderDiff(diff.value);
+  const diffResult = () =>
+    whenLoaded(diff, diffAnswer, {
+      errorId: 'diff-error',
+      loading: html`<p class="loading" id="diff-loading">Comparing…</p>`,
+    });
+
+  /** The methods that changed most since the base, and the button to its differential flame graph. */
+  const diffAnswer = (frames: DiffFrame[]) => {
+    const rows = orderDiff(frames);
     const base = baseId;
     return html`<div class="button-row">
         <button type="button" class="primary" id="open-diff"
