@@ -1,13 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type Browser, launchChromium } from '#test/support/browser.ts';
-import { type FakeFlinkJvm, fakeFlinkMethods, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
-import { type LocalServerProcess, startLocalServerProcess } from '#test/support/local-server-process.ts';
+import type { Browser } from '#test/support/browser.ts';
+import { fakeFlinkMethods } from '#test/support/fake-flink-jvm.ts';
+import type { LocalServerProcess } from '#test/support/local-server-process.ts';
+import { api, type Json, type LocalWebFixture, startLocalWebFixture, waitForRunEnd } from '#test/support/local-web.ts';
 import { repoRoot } from '#test/support/paths.ts';
-import { buildWeb } from '../../web/build.ts';
 
 /**
  * The run page and the fan-out group page in headless Chromium, against the real local server process and real
@@ -16,31 +15,7 @@ import { buildWeb } from '../../web/build.ts';
  * profile with its TaskManagers side by side. Only these tests' own JVMs are profiled.
  */
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
-type Json = any;
-
 const SCREENSHOTS = join(repoRoot, 'test-output', 'web-compare');
-const RUN_TIMEOUT_MS = 60_000;
-
-async function api(server: LocalServerProcess, method: string, path: string, body?: unknown): Promise<Json> {
-  const response = await fetch(`${server.api}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function waitForRunEnd(server: LocalServerProcess, id: string): Promise<Json> {
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
-  for (;;) {
-    const { body } = await api(server, 'GET', `/runs/${id}`);
-    if (body.status !== 'RUNNING') return body;
-    if (Date.now() > deadline) throw new Error(`run ${id} still RUNNING:\n${server.output()}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** Profiles one TaskManager for `duration` s in ITIMER mode and waits until the run FINISHED. */
 async function profile(server: LocalServerProcess, node: string, duration = 3): Promise<Json> {
@@ -55,12 +30,11 @@ async function profile(server: LocalServerProcess, node: string, duration = 3): 
 }
 
 describe('run and fan-out pages in headless Chromium', () => {
-  let dataDir: string;
+  let fixture: LocalWebFixture;
   let server: LocalServerProcess;
   let browser: Browser;
+  let nodes: string[];
   let page: Page;
-  const jvms: FakeFlinkJvm[] = [];
-  const nodes: string[] = [];
   let ruleId: string | undefined;
   const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
@@ -74,25 +48,8 @@ describe('run and fan-out pages in headless Chromium', () => {
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    await buildWeb();
-    dataDir = mkdtempSync(join(tmpdir(), 'ffp-web-compare-'));
-    const agentTmp = join(dataDir, 'agent-tmp');
-    mkdirSync(agentTmp);
-    jvms.push(
-      ...(await Promise.all([startFakeFlinkJvm({ role: 'taskmanager' }), startFakeFlinkJvm({ role: 'taskmanager' })])),
-    );
-    server = await startLocalServerProcess({
-      ASPROF: inject('asprofPath'),
-      FLINK_PROFILER_DATA: dataDir,
-      FLINK_PROFILER_TMPDIR: agentTmp,
-    });
-    const listed = (await api(server, 'GET', '/clusters/local/nodes')).body.nodes as Json[];
-    for (const jvm of jvms) {
-      const node = listed.find((n) => n.pid === jvm.pid);
-      if (!node) throw new Error(`pid ${jvm.pid} not discovered: ${JSON.stringify(listed)}`);
-      nodes.push(node.id);
-    }
-    browser = await launchChromium();
+    fixture = await startLocalWebFixture({ name: 'web-compare', asprofPath: inject('asprofPath') });
+    ({ server, browser, nodes } = fixture);
   });
 
   afterAll(async () => {
@@ -102,10 +59,7 @@ describe('run and fan-out pages in headless Chromium', () => {
       const { runs } = (await api(server, 'GET', `/runs?ruleId=${ruleId}&status=RUNNING`)).body as { runs: Json[] };
       for (const run of runs) await waitForRunEnd(server, run.id);
     }
-    await browser?.close();
-    await server?.stop();
-    await Promise.all(jvms.map((jvm) => jvm.stop()));
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await fixture?.close();
   });
 
   it('shows a fan-out: the merged profile of its runs and its TaskManagers side by side', async () => {

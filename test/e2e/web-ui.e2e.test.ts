@@ -1,14 +1,19 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type Browser, launchChromium } from '#test/support/browser.ts';
-import { type FakeFlinkJvm, startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
+import type { Browser } from '#test/support/browser.ts';
 import { flameGraphFrames } from '#test/support/flame-graph.ts';
-import { type LocalServerProcess, startLocalServerProcess } from '#test/support/local-server-process.ts';
+import type { LocalServerProcess } from '#test/support/local-server-process.ts';
+import {
+  api,
+  type Json,
+  type LocalWebFixture,
+  RUN_TIMEOUT_MS,
+  startLocalWebFixture,
+  waitForRunEnd,
+} from '#test/support/local-web.ts';
 import { repoRoot } from '#test/support/paths.ts';
-import { buildWeb } from '../../web/build.ts';
 
 /**
  * The web UI in headless Chromium, against the real local server process (serving the built UI) and real
@@ -16,30 +21,7 @@ import { buildWeb } from '../../web/build.ts';
  * other Flink JVMs on the machine are left alone (the fan-out names its nodes).
  */
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
-type Json = any;
-
 const SCREENSHOTS = join(repoRoot, 'test-output', 'web-ui');
-const RUN_TIMEOUT_MS = 60_000;
-
-async function api(server: LocalServerProcess, method: string, path: string, body?: unknown): Promise<Json> {
-  const response = await fetch(`${server.api}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
-
-async function waitForRunEnd(server: LocalServerProcess, id: string): Promise<Json> {
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
-  for (;;) {
-    const { body } = await api(server, 'GET', `/runs/${id}`);
-    if (body.status !== 'RUNNING') return body;
-    if (Date.now() > deadline) throw new Error(`run ${id} still RUNNING:\n${server.output()}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** Waits until a node has no RUNNING run (so a test does not inherit the runs of one before it). */
 async function waitForIdle(server: LocalServerProcess, node: string): Promise<void> {
@@ -57,12 +39,11 @@ async function statusOf(row: Locator): Promise<string | null> {
 }
 
 describe('web UI in headless Chromium', () => {
-  let dataDir: string;
+  let fixture: LocalWebFixture;
   let server: LocalServerProcess;
   let browser: Browser;
+  let nodes: string[];
   let page: Page;
-  const jvms: FakeFlinkJvm[] = [];
-  const nodes: string[] = [];
   const panelUrl = (node: string) => `${server.url}/#/clusters/local/taskmanagers/${node}/profiler`;
   const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
@@ -78,32 +59,12 @@ describe('web UI in headless Chromium', () => {
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    await buildWeb();
-    dataDir = mkdtempSync(join(tmpdir(), 'ffp-web-ui-'));
-    const agentTmp = join(dataDir, 'agent-tmp');
-    mkdirSync(agentTmp);
-    jvms.push(
-      ...(await Promise.all([startFakeFlinkJvm({ role: 'taskmanager' }), startFakeFlinkJvm({ role: 'taskmanager' })])),
-    );
-    server = await startLocalServerProcess({
-      ASPROF: inject('asprofPath'),
-      FLINK_PROFILER_DATA: dataDir,
-      FLINK_PROFILER_TMPDIR: agentTmp,
-    });
-    const listed = (await api(server, 'GET', '/clusters/local/nodes')).body.nodes as Json[];
-    for (const jvm of jvms) {
-      const node = listed.find((n) => n.pid === jvm.pid);
-      if (!node) throw new Error(`pid ${jvm.pid} not discovered: ${JSON.stringify(listed)}`);
-      nodes.push(node.id);
-    }
-    browser = await launchChromium();
+    fixture = await startLocalWebFixture({ name: 'web-ui', asprofPath: inject('asprofPath') });
+    ({ server, browser, nodes } = fixture);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    await Promise.all(jvms.map((jvm) => jvm.stop()));
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await fixture?.close();
   });
 
   it("opens a TaskManager's profiler panel by its address, with Flink's labels and defaults", async () => {
