@@ -16,6 +16,7 @@ import { launchFlinkInstance, provisionFunctionEnvironment, uniqueName } from '#
 import { startFakeFlinkJvm } from '#test/support/fake-flink-jvm.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { installS3AsAws } from '#test/support/s3-as-aws.ts';
+import { seeded } from '#test/support/seeded.ts';
 import { runAsSsmAgent } from '#test/support/ssm-agent-stand-in.ts';
 import { type EventDelivery, installSsmAsAws, statusChangeEvents } from '#test/support/ssm-as-aws.ts';
 
@@ -73,18 +74,6 @@ type NodeFault =
   | { kind: 'status'; StatusDetails: string }
   | { kind: 'agent-failed' }
   | { kind: 'upload-fails-silently' };
-
-/** A small seeded generator (mulberry32): the same seed, the same mix of faults. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const DELIVERIES = ['in-order', 'duplicated', 'reordered', 'never', 'before-upload', 'function-errors'] as const;
 
