@@ -1,12 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '#shared/config.ts';
-import { createApp } from '../../infra/app.ts';
+import { createTestApp, removeTestApps, violationsOf } from '#test/support/test-app.ts';
 import type { FlinkFleetProfilerStack } from '../../infra/stack.ts';
 
 /**
@@ -30,16 +27,14 @@ const logicalId = (construct: IConstruct) =>
 const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
 
 beforeAll(() => {
-  const web = mkdtempSync(join(tmpdir(), 'ffp-web-'));
-  writeFileSync(join(web, 'index.html'), '<!doctype html><title>Flink Fleet Profiler</title>');
-  const outdir = mkdtempSync(join(tmpdir(), 'ffp-cdk-'));
-  const created = createApp(new App({ outdir, context: { webAssetPath: web, 'aws:cdk:bundling-stacks': [] } }));
+  const created = createTestApp({ 'aws:cdk:bundling-stacks': [] });
   stack = created.stack;
   created.app.synth();
-  const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
-  violations = report.pluginReports.flatMap((plugin: Json) => plugin.violations);
+
+  violations = violationsOf(created.outdir);
   resources = Template.fromStack(stack, { skipCyclicalDependenciesCheck: true }).toJSON().Resources;
 });
+afterAll(removeTestApps);
 
 describe('the artifact distribution', () => {
   const artifactDistribution = () => resources[logicalId(stack.storage.artifactLinks.distribution)].Properties;

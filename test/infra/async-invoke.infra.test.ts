@@ -1,11 +1,8 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { App, CfnElement, Stack } from 'aws-cdk-lib';
+import { CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../infra/app.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, removeTestApps, violationsOf } from '#test/support/test-app.ts';
 import type { FlinkFleetProfilerStack } from '../../infra/stack.ts';
 
 /**
@@ -54,16 +51,14 @@ const statementsOf = (fn: { role?: IConstruct }): Json[] =>
 const mentionsQueue = (statement: Json) => JSON.stringify(statement.Resource).includes(`"${queueId()}"`);
 
 beforeAll(() => {
-  const web = mkdtempSync(join(tmpdir(), 'ffp-web-'));
-  writeFileSync(join(web, 'index.html'), '<!doctype html><title>Flink Fleet Profiler</title>');
-  const outdir = mkdtempSync(join(tmpdir(), 'ffp-cdk-'));
-  const created = createApp(new App({ outdir, context: { webAssetPath: web, 'aws:cdk:bundling-stacks': [] } }));
+  const created = createTestApp({ 'aws:cdk:bundling-stacks': [] });
   created.app.synth();
   stack = created.stack;
   resources = Template.fromStack(stack, { skipCyclicalDependenciesCheck: true }).toJSON().Resources;
-  const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
-  violations = report.pluginReports.flatMap((plugin: Json) => plugin.violations);
+
+  violations = violationsOf(created.outdir);
 });
+afterAll(removeTestApps);
 
 describe('asynchronous invocations', () => {
   // Written out here: an hour for a completion event, minutes for a pass of the reconciler or a rule firing.

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { repoRoot } from '#test/support/paths.ts';
 
 /**
@@ -12,6 +12,7 @@ import { repoRoot } from '#test/support/paths.ts';
  */
 it('synthesizes the stack with the CDK CLI offline: no credentials, no Docker, no network', () => {
   const outdir = mkdtempSync(join(tmpdir(), 'ffp-cdk-cli-'));
+  onTestFinished(() => rmSync(outdir, { recursive: true, force: true }));
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith('AWS_') && !name.startsWith('CDK_')),
   );

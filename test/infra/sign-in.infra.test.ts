@@ -1,13 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '#shared/config.ts';
 import { WEB_AUTH_CONFIG_FILE } from '#shared/web-auth-config.ts';
-import { createApp } from '../../infra/app.ts';
+import { createTestApp, removeTestApps, violationsOf } from '#test/support/test-app.ts';
 import { defaultDomainPrefix } from '../../infra/sign-in.ts';
 import type { FlinkFleetProfilerStack } from '../../infra/stack.ts';
 
@@ -28,20 +27,14 @@ interface Synthesized {
 }
 
 function synth(context: Record<string, unknown> = {}): Synthesized {
-  const web = mkdtempSync(join(tmpdir(), 'ffp-web-'));
-  writeFileSync(join(web, 'index.html'), '<!doctype html><title>Flink Fleet Profiler</title>');
-  const outdir = mkdtempSync(join(tmpdir(), 'ffp-cdk-'));
-  const { app, stack } = createApp(
-    new App({ outdir, context: { webAssetPath: web, 'aws:cdk:bundling-stacks': [], ...context } }),
-  );
+  const { app, stack, outdir } = createTestApp({ 'aws:cdk:bundling-stacks': [], ...context });
   app.synth();
-  const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
   return {
     stack,
     // The cycle check is a test of its own below.
     template: Template.fromStack(stack, { skipCyclicalDependenciesCheck: true }),
     outdir,
-    violations: report.pluginReports.flatMap((plugin: Json) => plugin.violations),
+    violations: violationsOf(outdir),
   };
 }
 
@@ -101,6 +94,7 @@ beforeAll(() => {
   byDefault = synth();
   configured = synth(CONFIGURED);
 });
+afterAll(removeTestApps);
 
 describe('sign-in for the web UI', () => {
   it('gives the web client the authorization code flow only, no secret, back to the CloudFront URL', () => {

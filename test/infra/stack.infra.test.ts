@@ -1,16 +1,15 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, type CfnElement } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { RUN_TABLE } from '#adapters/aws/run-table.ts';
 import { PAGE_CSP } from '#local/web-assets.ts';
 import { ENV } from '#shared/config.ts';
 import { ZOD_FOREIGN_MESSAGES } from '#test/support/lambda-bundles.ts';
-import { createApp } from '../../infra/app.ts';
+import { createTestApp, removeTestApps } from '#test/support/test-app.ts';
 import type { FlinkFleetProfilerStack } from '../../infra/stack.ts';
 
 /** The CDK stack, synthesized offline (no credentials, no Docker) with cdk-nag's AWS Solutions checks. */
@@ -34,15 +33,14 @@ function statements(): Json[] {
 }
 
 beforeAll(() => {
-  const web = mkdtempSync(join(tmpdir(), 'ffp-web-'));
-  writeFileSync(join(web, 'index.html'), '<!doctype html><title>Flink Fleet Profiler</title>');
-  outdir = mkdtempSync(join(tmpdir(), 'ffp-cdk-'));
-  const created = createApp(new App({ outdir, context: { webAssetPath: web } }));
+  const created = createTestApp();
+  outdir = created.outdir;
   stack = created.stack;
   // cdk-nag runs as a validation plugin: synth throws on any finding that is not acknowledged with a reason.
   created.app.synth();
   template = Template.fromStack(stack);
 });
+afterAll(removeTestApps);
 
 describe('the CDK stack', () => {
   it('passes the cdk-nag AWS Solutions checks with no unacknowledged finding', () => {
@@ -53,11 +51,7 @@ describe('the CDK stack', () => {
   });
 
   it('fails synthesis on a finding nobody acknowledged (the checks are live)', () => {
-    const web = mkdtempSync(join(tmpdir(), 'ffp-web-'));
-    writeFileSync(join(web, 'index.html'), '<!doctype html>');
-    const { app, stack: other } = createApp(
-      new App({ outdir: mkdtempSync(join(tmpdir(), 'ffp-cdk-')), context: { webAssetPath: web } }),
-    );
+    const { app, stack: other } = createTestApp();
     other.functions.handlers.api.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:*'], resources: ['*'] }));
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::s3:\*\]/);
   });
