@@ -1,9 +1,9 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { DirectoryArtifactStore } from '#adapters/local/directory-artifact-store.ts';
 import { ProcDiscovery } from '#adapters/local/proc-discovery.ts';
 import { SqliteRunStore } from '#adapters/local/sqlite-run-store.ts';
@@ -13,7 +13,12 @@ import { agentStep, loadAgentDocument } from '#node-agent/ssm-document.ts';
 import { ConfigError, readLocalConfig } from '#shared/config.ts';
 import { aRun } from '#test/support/runs.ts';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'ffp-adapters-'));
+/** A directory for the test that calls this, removed when it ends. */
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ffp-adapters-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+};
 
 const runOf = (overrides: Partial<Run> = {}) =>
   aRun({ cluster: 'local', node: 'n1', triggerTime: 1_000, ...overrides });
