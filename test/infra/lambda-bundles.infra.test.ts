@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '#shared/config.ts';
+import { SCHEDULER_ENVIRONMENT } from '#test/support/aws-resources.ts';
 import { type BuiltBundle, buildLambdaBundleForTest, ZOD_FOREIGN_MESSAGES } from '#test/support/lambda-bundles.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 import { repoRoot } from '#test/support/paths.ts';
@@ -25,9 +26,7 @@ const API_ENV = {
   [ENV.bucket]: 'artifacts',
   [ENV.documentName]: 'FlinkFleetProfiler',
   [ENV.documentVersion]: '1',
-  [ENV.scheduleGroup]: 'flink-fleet-profiler',
-  [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-  [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
+  ...SCHEDULER_ENVIRONMENT,
 };
 
 describe('zod in the Lambda bundles', () => {

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '#shared/config.ts';
-import { createBucket, createRunTable } from '#test/support/aws-resources.ts';
+import { createBucket, createRunTable, SCHEDULER_ENVIRONMENT } from '#test/support/aws-resources.ts';
 import { type BuiltBundle, buildLambdaBundles } from '#test/support/lambda-bundles.ts';
 import { httpApiEvent, lambdaContext } from '#test/support/lambda-events.ts';
 
@@ -18,9 +18,7 @@ describe('Lambda bundles', () => {
       [ENV.bucket]: await createBucket(),
       [ENV.documentName]: 'FlinkFleetProfiler',
       [ENV.documentVersion]: '1',
-      [ENV.scheduleGroup]: 'flink-fleet-profiler',
-      [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
-      [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
+      ...SCHEDULER_ENVIRONMENT,
     };
   });
 

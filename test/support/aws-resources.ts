@@ -99,7 +99,7 @@ export async function launchFlinkInstance(
 }
 
 /** Where the API function writes rules' schedules, as the stack tells it (a test that fires rules names its own). */
-const SCHEDULER_ENVIRONMENT = {
+export const SCHEDULER_ENVIRONMENT = {
   [ENV.scheduleGroup]: 'flink-fleet-profiler',
   [ENV.tickFunctionArn]: 'arn:aws:lambda:us-east-1:123456789012:function:rule-tick',
   [ENV.schedulerRoleArn]: 'arn:aws:iam::123456789012:role/rule-scheduler',
