@@ -10,6 +10,7 @@ import { whileBusy } from './components.ts';
 import { formatSeconds, formatTime } from './format.ts';
 import { directionOf, formatChange, formatShare, shareOf, shortFrameName } from './profiles.ts';
 import { href } from './router.ts';
+import { runTarget } from './target.ts';
 
 export { html, nothing, render, repeat };
 
@@ -109,6 +110,12 @@ export const RUN_COLUMNS = {
   finishedTime: { title: 'Finished Time', className: 'time', cell: (run) => formatTime(run.finishedTime) },
   duration: { title: 'Duration', cell: (run) => formatSeconds(run.duration) },
   mode: { title: 'Mode', cell: (run) => run.mode },
+  /** The node the run profiled, linking to its profiler page. */
+  node: {
+    title: 'Node',
+    className: 'mono',
+    cell: (run) => html`<a href=${href.profiler(runTarget(run))}>${run.node}</a>`,
+  },
   status: { title: 'Status', cell: (run) => runStatus(run) },
   message: { title: 'Message', className: 'message', cell: (run) => run.message ?? '' },
   links: { title: 'Flame Graph', cell: (run) => runLinks(run) },

@@ -39,22 +39,15 @@ function nodeTarget(cluster: string, node: FlinkNodeInfo, jobManagers: number): 
 }
 
 /** A fan-out's runs: each on a TaskManager (linking to its profiler page), and how it went. */
-function fanOutColumns(cluster: string): readonly RunColumn[] {
-  return [
-    {
-      title: 'TaskManager',
-      className: 'mono',
-      cell: (run) => html`<a href=${href.profiler({ cluster, role: 'taskmanager', node: run.node })}>${run.node}</a>`,
-    },
-    RUN_COLUMNS.status,
-    RUN_COLUMNS.finishedTime,
-    RUN_COLUMNS.message,
-    RUN_COLUMNS.links,
-  ];
-}
+const FAN_OUT_COLUMNS: readonly RunColumn[] = [
+  { ...RUN_COLUMNS.node, title: 'TaskManager' },
+  RUN_COLUMNS.status,
+  RUN_COLUMNS.finishedTime,
+  RUN_COLUMNS.message,
+  RUN_COLUMNS.links,
+];
 
 export async function clusterView(root: HTMLElement, cluster: string): Promise<View> {
-  const groupColumns = fanOutColumns(cluster);
   const config = await api.config();
   document.title = `${cluster} · Flink Fleet Profiler`;
 
@@ -231,7 +224,7 @@ export async function clusterView(root: HTMLElement, cluster: string): Promise<V
       <p class="group-link">
         <a href=${href.group(group.id)}>Compare the group's TaskManagers side by side, with their merged flame graph</a>
       </p>
-      ${runsTable(group.runs, groupColumns)}
+      ${runsTable(group.runs, FAN_OUT_COLUMNS)}
     </section>`;
   };
 

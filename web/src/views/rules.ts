@@ -9,7 +9,6 @@ import { h, setChildren, setText } from '../dom.ts';
 import { formatSeconds, formatTime, roleName } from '../format.ts';
 import { startPolling } from '../poller.ts';
 import { href } from '../router.ts';
-import { runTarget } from '../target.ts';
 import { html, RUN_COLUMNS, type RunColumn, render, repeat, runsTable } from '../templates.ts';
 import { firingsPanel } from './firings.ts';
 import type { View } from './view.ts';
@@ -20,11 +19,7 @@ const RULE_RUNS = 100;
 /** A rule's runs: when, on which node (linking to its profiler page), and how each went. */
 const RULE_RUN_COLUMNS: readonly RunColumn[] = [
   RUN_COLUMNS.triggerTime,
-  {
-    title: 'Node',
-    className: 'mono',
-    cell: (run) => html`<a href=${href.profiler(runTarget(run))}>${run.node}</a>`,
-  },
+  RUN_COLUMNS.node,
   RUN_COLUMNS.duration,
   RUN_COLUMNS.mode,
   RUN_COLUMNS.status,
